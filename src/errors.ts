@@ -1,0 +1,126 @@
+/**
+ * Every error rawtrigger throws is a {@link TriggerError} with a stable `code`.
+ * Match on `err.code`, never on the message. Operating-system errors
+ * (ECONNREFUSED, ENOTFOUND, ECONNRESET, …) are never renamed: they stay on `err.cause`.
+ */
+
+/** Base class of every rawtrigger error. */
+export class TriggerError extends Error {
+  /** Stable machine-readable code, `RT_ERR_*`. */
+  readonly code: string = 'RT_ERR_TRIGGER'
+  override name = 'TriggerError'
+}
+
+// ── Invalid input: thrown before any connection is opened ─────────────────────
+
+/** The URL cannot be parsed, is not http(s), or carries credentials. */
+export class InvalidUrlError extends TriggerError {
+  override readonly code = 'RT_ERR_INVALID_URL'
+  override name = 'InvalidUrlError'
+}
+
+/** The method is not an RFC 9110 token. */
+export class InvalidMethodError extends TriggerError {
+  override readonly code = 'RT_ERR_INVALID_METHOD'
+  override name = 'InvalidMethodError'
+}
+
+/** A header name is not an RFC 9110 token. */
+export class InvalidHeaderNameError extends TriggerError {
+  override readonly code = 'RT_ERR_INVALID_HEADER_NAME'
+  override name = 'InvalidHeaderNameError'
+}
+
+/** A header value holds CR, LF, NUL, another control character or a character above U+00FF. */
+export class InvalidHeaderValueError extends TriggerError {
+  override readonly code = 'RT_ERR_INVALID_HEADER_VALUE'
+  override name = 'InvalidHeaderValueError'
+}
+
+/** The caller set a header that framing depends on: Content-Length, Host, Transfer-Encoding, Connection. */
+export class ForbiddenHeaderError extends TriggerError {
+  override readonly code = 'RT_ERR_FORBIDDEN_HEADER'
+  override name = 'ForbiddenHeaderError'
+}
+
+/** The body is not a string, a Uint8Array or a JSON-serialisable plain object or array. */
+export class InvalidBodyError extends TriggerError {
+  override readonly code = 'RT_ERR_INVALID_BODY'
+  override name = 'InvalidBodyError'
+}
+
+/** An option has the wrong type or is out of range; the message names the option and the rule. */
+export class InvalidOptionError extends TriggerError {
+  override readonly code = 'RT_ERR_INVALID_OPTION'
+  override name = 'InvalidOptionError'
+}
+
+// ── Network: the OS error, when there is one, is on `cause` ───────────────────
+
+/** TCP connect failed: refused, unreachable, DNS failure. `cause.code` is the OS code. */
+export class ConnectError extends TriggerError {
+  override readonly code = 'RT_ERR_CONNECT'
+  override name = 'ConnectError'
+}
+
+/** The connection (TCP, and the TLS handshake for https) was not ready within `connectTimeoutMs`. */
+export class ConnectTimeoutError extends TriggerError {
+  override readonly code = 'RT_ERR_CONNECT_TIMEOUT'
+  override name = 'ConnectTimeoutError'
+}
+
+/** The TLS handshake failed, e.g. an untrusted certificate. `cause.code` is Node's code. */
+export class TlsError extends TriggerError {
+  override readonly code = 'RT_ERR_TLS'
+  override name = 'TlsError'
+}
+
+/** The socket failed while the request was being written (e.g. ECONNRESET, EPIPE on `cause`). */
+export class WriteError extends TriggerError {
+  override readonly code = 'RT_ERR_WRITE'
+  override name = 'WriteError'
+}
+
+/** With `ack: true`, no status line arrived within `ackTimeoutMs`. */
+export class AckTimeoutError extends TriggerError {
+  override readonly code = 'RT_ERR_ACK_TIMEOUT'
+  override name = 'AckTimeoutError'
+}
+
+/** With `ack: true`, the peer closed before a status line, or sent something that is not one. */
+export class AckError extends TriggerError {
+  override readonly code = 'RT_ERR_ACK'
+  override name = 'AckError'
+}
+
+/** The caller's AbortSignal fired; its reason is on `cause`. */
+export class AbortError extends TriggerError {
+  override readonly code = 'RT_ERR_ABORTED'
+  override name = 'AbortError'
+}
+
+// ── Signatures (Standard Webhooks) ────────────────────────────────────────────
+
+/** The secret is not `whsec_` + base64 (or plain base64) of at least one byte. */
+export class InvalidSecretError extends TriggerError {
+  override readonly code = 'RT_ERR_INVALID_SECRET'
+  override name = 'InvalidSecretError'
+}
+
+/** A `webhook-id`, `webhook-timestamp` or `webhook-signature` header is absent or malformed. */
+export class SignatureMissingError extends TriggerError {
+  override readonly code = 'RT_ERR_SIGNATURE_MISSING'
+  override name = 'SignatureMissingError'
+}
+
+/** No signature in `webhook-signature` matches the payload under the secret. */
+export class SignatureMismatchError extends TriggerError {
+  override readonly code = 'RT_ERR_SIGNATURE_MISMATCH'
+  override name = 'SignatureMismatchError'
+}
+
+/** `webhook-timestamp` is further than the tolerance (default 5 minutes) from now. */
+export class SignatureTimestampError extends TriggerError {
+  override readonly code = 'RT_ERR_SIGNATURE_TIMESTAMP'
+  override name = 'SignatureTimestampError'
+}

@@ -124,3 +124,96 @@ export class SignatureTimestampError extends TriggerError {
   override readonly code = 'RT_ERR_SIGNATURE_TIMESTAMP'
   override name = 'SignatureTimestampError'
 }
+
+// ── The receiver: each maps to an HTTP status in its JSON error body ──────────
+
+/** A request the receiver refuses; `status` is the HTTP status it answers with. */
+export class RequestError extends TriggerError {
+  override readonly code: string = 'RT_ERR_REQUEST'
+  override name = 'RequestError'
+  readonly status: number = 400
+}
+
+/** The body is not valid JSON (400). */
+export class BadJsonError extends RequestError {
+  override readonly code = 'RT_ERR_BAD_JSON'
+  override name = 'BadJsonError'
+}
+
+/** The payload breaks the job type's schema (400); `field` names the first bad field. */
+export class ValidationError extends RequestError {
+  override readonly code = 'RT_ERR_VALIDATION'
+  override name = 'ValidationError'
+  readonly field: string
+  constructor (field: string, message: string, options?: ErrorOptions) {
+    super(`${field}: ${message}`, options)
+    this.field = field
+  }
+}
+
+/** No valid Standard Webhooks signature while a secret is set (401). The cause says why. */
+export class UnauthorizedError extends RequestError {
+  override readonly code = 'RT_ERR_UNAUTHORIZED'
+  override name = 'UnauthorizedError'
+  override readonly status = 401
+}
+
+/** No secret is set and the peer is not on loopback (403). */
+export class ForbiddenError extends RequestError {
+  override readonly code = 'RT_ERR_FORBIDDEN'
+  override name = 'ForbiddenError'
+  override readonly status = 403
+}
+
+/** Unknown path, job type or job id (404). */
+export class NotFoundError extends RequestError {
+  override readonly code = 'RT_ERR_NOT_FOUND'
+  override name = 'NotFoundError'
+  override readonly status = 404
+}
+
+/** The path exists but not for this method (405). */
+export class MethodNotAllowedError extends RequestError {
+  override readonly code = 'RT_ERR_METHOD_NOT_ALLOWED'
+  override name = 'MethodNotAllowedError'
+  override readonly status = 405
+}
+
+/** The body is larger than the limit (413); answered without reading the rest. */
+export class BodyTooLargeError extends RequestError {
+  override readonly code = 'RT_ERR_BODY_TOO_LARGE'
+  override name = 'BodyTooLargeError'
+  override readonly status = 413
+}
+
+/** The body is not `application/json` (415). */
+export class UnsupportedMediaTypeError extends RequestError {
+  override readonly code = 'RT_ERR_UNSUPPORTED_MEDIA_TYPE'
+  override name = 'UnsupportedMediaTypeError'
+  override readonly status = 415
+}
+
+/** The receiver is stopping, or the store cannot write now (503). Retry later. */
+export class UnavailableError extends RequestError {
+  override readonly code = 'RT_ERR_UNAVAILABLE'
+  override name = 'UnavailableError'
+  override readonly status = 503
+}
+
+/** The client went away before the whole body arrived: no job, nobody to answer. */
+export class IncompleteBodyError extends RequestError {
+  override readonly code = 'RT_ERR_INCOMPLETE_BODY'
+  override name = 'IncompleteBodyError'
+}
+
+/** The job store failed (disk full, database locked, I/O error); the SQLite code is on `cause`. */
+export class StoreError extends TriggerError {
+  override readonly code = 'RT_ERR_STORE'
+  override name = 'StoreError'
+}
+
+/** `serve` or `createReceiver` options are unsafe or invalid, e.g. a public bind without a secret. */
+export class ConfigError extends TriggerError {
+  override readonly code = 'RT_ERR_CONFIG'
+  override name = 'ConfigError'
+}

@@ -1,0 +1,28 @@
+import { InvalidOptionError, TriggerError } from '../errors.ts'
+
+/** Prints an error with its code and exits: 2 for bad usage, 1 for everything else. */
+export function fail (err: unknown): never {
+  if (err instanceof TriggerError) {
+    const cause = err.cause instanceof Error && 'code' in err.cause ? ` (${String(err.cause.code)})` : ''
+    process.stderr.write(`rawtrigger: ${err.code}: ${err.message}${cause}\n`)
+    process.exit(err instanceof InvalidOptionError ? 2 : 1)
+  }
+  process.stderr.write(`rawtrigger: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exit(1)
+}
+
+/** parseArgs throws TypeErrors with ERR_PARSE_ARGS_* codes for unknown or malformed flags. */
+export function usageError (err: unknown): InvalidOptionError | undefined {
+  if (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {
+    return new InvalidOptionError(`${err.message}; see rawtrigger --help`)
+  }
+  return undefined
+}
+
+/** An integer flag: `min` and up, or undefined when not given. */
+export function intFlag (name: string, value: string | undefined, min = 1): number | undefined {
+  if (value === undefined || value === '') return undefined
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < min) throw new InvalidOptionError(`${name} must be an integer >= ${min} (got ${value})`)
+  return n
+}

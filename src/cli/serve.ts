@@ -1,0 +1,120 @@
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import { ConfigError, InvalidOptionError } from '../errors.ts'
+import { createLogger, LOG_LEVELS, type LogLevel } from '../log.ts'
+import type { AnyJobHandler } from '../queue/handler.ts'
+import { createReceiver, type ReceiverOptions } from '../server/receiver.ts'
+import { intFlag } from './args.ts'
+
+export const SERVE_HELP = `rawtrigger serve [options]   receive triggers, store jobs durably, run them after the socket closed
+
+  --port <n>            listen port (default 8080; 0 picks one)              env PORT
+  --host <addr>         bind address (default 127.0.0.1); any other address
+                        needs --secret                                       env HOST
+  --data-dir <dir>      where the SQLite job store lives (default ./data)     env DATA_DIR
+  --secret <S>          require Standard Webhooks signatures on /jobs/*       env TRIGGER_SECRET
+  --concurrency <n>     jobs run at once; 0 only stores (default 1)          env CONCURRENCY
+  --handlers <module>   extra job types: a module whose default export maps
+                        type names to handlers ({ parse, run })
+  --max-body-bytes <n>  largest accepted body (default 1048576)              env MAX_BODY_BYTES
+  --grace-ms <ms>       on SIGTERM, how long running jobs may finish before
+                        they are handed back to the queue (default 10000)
+  --lease-ms <ms>       lease of a running job; another worker takes it over
+                        when it lapses (default 30000)
+  --log-level <level>   ${LOG_LEVELS.join(', ')} (default info)      env LOG_LEVEL
+
+Prints one line with the URL it serves; logs are JSON lines on stderr.
+SIGTERM/SIGINT: stop accepting, finish or hand back running jobs, exit 0.
+`
+
+function env (name: string): string | undefined {
+  const value = process.env[name]
+  return value === '' ? undefined : value
+}
+
+async function loadHandlers (module: string | undefined): Promise<Record<string, AnyJobHandler>> {
+  if (module === undefined) return {}
+  const loaded = await import(pathToFileURL(resolve(module)).href) as { default?: unknown }
+  const handlers = loaded.default
+  if (typeof handlers !== 'object' || handlers === null) {
+    throw new ConfigError(`--handlers ${module}: the default export must map job types to { parse, run }`)
+  }
+  for (const [type, h] of Object.entries(handlers)) {
+    if (typeof (h as AnyJobHandler).parse !== 'function' || typeof (h as AnyJobHandler).run !== 'function') {
+      throw new ConfigError(`--handlers ${module}: handler ${JSON.stringify(type)} needs parse() and run()`)
+    }
+  }
+  return handlers as Record<string, AnyJobHandler>
+}
+
+/** `rawtrigger serve`. */
+export async function serve (argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'data-dir': { type: 'string' },
+      secret: { type: 'string' },
+      concurrency: { type: 'string' },
+      handlers: { type: 'string' },
+      'max-body-bytes': { type: 'string' },
+      'grace-ms': { type: 'string' },
+      'lease-ms': { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) {
+    process.stdout.write(SERVE_HELP)
+    return
+  }
+  if (positionals.length > 0) throw new InvalidOptionError(`serve takes no arguments (got ${positionals.join(' ')})`)
+  const level = values['log-level'] ?? env('LOG_LEVEL') ?? 'info'
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new InvalidOptionError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got ${level})`)
+  }
+  const log = createLogger(level as LogLevel)
+  const options: ReceiverOptions = {
+    host: values.host ?? env('HOST') ?? '127.0.0.1',
+    port: intFlag('--port', values.port ?? env('PORT'), 0) ?? 8080,
+    dataDir: values['data-dir'] ?? env('DATA_DIR') ?? './data',
+    concurrency: intFlag('--concurrency', values.concurrency ?? env('CONCURRENCY'), 0) ?? 1,
+    handlers: await loadHandlers(values.handlers),
+    logger: log,
+  }
+  const secret = values.secret ?? env('TRIGGER_SECRET')
+  if (secret !== undefined) options.secret = secret
+  const maxBody = intFlag('--max-body-bytes', values['max-body-bytes'] ?? env('MAX_BODY_BYTES'))
+  if (maxBody !== undefined) options.maxBodyBytes = maxBody
+  const graceMs = intFlag('--grace-ms', values['grace-ms'], 0)
+  if (graceMs !== undefined) options.graceMs = graceMs
+  const leaseMs = intFlag('--lease-ms', values['lease-ms'], 100)
+  if (leaseMs !== undefined) options.leaseMs = leaseMs
+
+  const receiver = await createReceiver(options)
+  process.stdout.write(`rawtrigger listening on ${receiver.url} (jobs: ${Object.keys(options.handlers ?? {}).join(', ') || 'none'}; store: ${resolve(options.dataDir ?? '')}; concurrency ${options.concurrency ?? 1})\n`)
+  log.info({ url: receiver.url }, 'listening')
+
+  let stopping = false
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now')
+      process.exit(1)
+    }
+    stopping = true
+    log.info({ signal }, 'stopping: no new requests, running jobs finish or go back to the queue')
+    receiver.close().then(() => {
+      log.info('stopped')
+      log.flush()
+      process.exitCode = 0
+    }, (err: unknown) => {
+      log.error({ err }, 'stop failed')
+      log.flush()
+      process.exitCode = 1
+    })
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+}

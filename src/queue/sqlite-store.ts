@@ -1,0 +1,299 @@
+import { randomUUID } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { StoreError } from '../errors.ts'
+import type {
+  AddResult, ClaimedJob, DueItem, ItemOutcome, JobErrorView, JobState, JobStore, JobView, NewJob, StoreStats,
+} from './types.ts'
+
+/** How long a write waits for a lock held by another process before it fails (blocks the event loop). */
+const BUSY_TIMEOUT_MS = 2_000
+/** Errors listed by `GET /jobs/:id`. */
+const MAX_ERRORS_SHOWN = 20
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  seq         INTEGER PRIMARY KEY,
+  id          TEXT NOT NULL UNIQUE,
+  type        TEXT NOT NULL,
+  payload     TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  total       INTEGER NOT NULL,
+  done        INTEGER NOT NULL DEFAULT 0,
+  failed      INTEGER NOT NULL DEFAULT 0,
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  due_at      INTEGER NOT NULL,
+  lease_until INTEGER,
+  owner       INTEGER,
+  items_ready INTEGER NOT NULL DEFAULT 0,
+  dedup_key   TEXT UNIQUE,
+  error       TEXT,
+  created_at  INTEGER NOT NULL,
+  started_at  INTEGER,
+  finished_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_state_due ON jobs (state, due_at);
+CREATE TABLE IF NOT EXISTS items (
+  job_seq  INTEGER NOT NULL,
+  idx      INTEGER NOT NULL,
+  state    TEXT NOT NULL DEFAULT 'pending',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  due_at   INTEGER NOT NULL DEFAULT 0,
+  error    TEXT,
+  PRIMARY KEY (job_seq, idx)
+) WITHOUT ROWID;
+`
+
+interface JobRow {
+  seq: number, id: string, type: string, payload: string, state: JobState, total: number, done: number,
+  failed: number, attempts: number, items_ready: number, error: string | null,
+  created_at: number, started_at: number | null, finished_at: number | null
+}
+
+interface Pending { job: NewJob, resolve: (r: AddResult) => void, reject: (e: unknown) => void }
+
+function iso (ms: number | null): string | undefined {
+  return ms === null ? undefined : new Date(ms).toISOString()
+}
+
+function isAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM' // exists, owned by another user
+  }
+}
+
+function storeError (op: string, cause: unknown): StoreError {
+  const code = (cause as { code?: unknown }).code
+  return new StoreError(`SQLite ${op} failed${typeof code === 'string' ? ` (${code})` : ''}`, { cause })
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode. `synchronous=NORMAL` keeps every commit across a
+ * process crash (kill -9); only a power loss can take the last commits back.
+ * Adds arriving in one event-loop turn share one transaction (group commit).
+ */
+export class SqliteStore implements JobStore {
+  readonly #db: Database.Database
+  readonly #stmt
+  readonly #addBatch
+  readonly #claimTx
+  #pending: Pending[] = []
+  #flushScheduled = false
+
+  constructor (dataDir: string) {
+    try {
+      mkdirSync(dataDir, { recursive: true })
+      this.#db = new Database(join(dataDir, 'rawtrigger.db'), { timeout: BUSY_TIMEOUT_MS })
+      this.#db.pragma('journal_mode = WAL')
+      this.#db.pragma('synchronous = NORMAL')
+      this.#db.exec(SCHEMA)
+    } catch (err) {
+      throw storeError(`open of ${dataDir}`, err)
+    }
+    const db = this.#db
+    this.#stmt = {
+      insert: db.prepare(`INSERT INTO jobs (id, type, payload, state, total, due_at, dedup_key, created_at)
+        VALUES (?, ?, ?, 'queued', ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING`),
+      byDedup: db.prepare('SELECT id FROM jobs WHERE dedup_key = ?').pluck(),
+      get: db.prepare('SELECT * FROM jobs WHERE id = ?'),
+      errors: db.prepare(`SELECT idx, error, attempts, state FROM items
+        WHERE job_seq = ? AND error IS NOT NULL ORDER BY idx LIMIT ${MAX_ERRORS_SHOWN}`),
+      stats: db.prepare(`SELECT state, count(*) AS n, total(done) AS done, total(failed) AS failed,
+        total(total) AS total FROM jobs GROUP BY state`),
+      nextQueued: db.prepare(`SELECT seq FROM jobs WHERE state = 'queued' AND due_at <= ?
+        AND type IN (SELECT value FROM json_each(?)) ORDER BY due_at, seq LIMIT 1`).pluck(),
+      nextExpired: db.prepare(`SELECT seq FROM jobs WHERE state = 'running' AND lease_until < ?
+        AND type IN (SELECT value FROM json_each(?)) ORDER BY lease_until LIMIT 1`).pluck(),
+      take: db.prepare(`UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, owner = ${process.pid},
+        started_at = coalesce(started_at, ?) WHERE seq = ? RETURNING *`),
+      makeItems: db.prepare(`INSERT OR IGNORE INTO items (job_seq, idx)
+        WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i + 1 < ?) SELECT ?, i FROM c`),
+      itemsReady: db.prepare('UPDATE jobs SET items_ready = 1 WHERE seq = ?'),
+      renew: db.prepare(`UPDATE jobs SET lease_until = ? WHERE id = ? AND attempts = ? AND state = 'running'`),
+      seq: db.prepare('SELECT seq FROM jobs WHERE id = ?').pluck(),
+      due: db.prepare(`SELECT idx AS "index", attempts FROM items WHERE job_seq = ? AND idx >= ?
+        AND state = 'pending' AND due_at <= ? ORDER BY idx LIMIT ?`),
+      itemDone: db.prepare(`UPDATE items SET state = 'done', attempts = attempts + 1, error = NULL
+        WHERE job_seq = ? AND idx = ? AND state = 'pending'`),
+      itemFailed: db.prepare(`UPDATE items SET state = 'failed', attempts = attempts + 1, error = ?
+        WHERE job_seq = ? AND idx = ? AND state = 'pending'`),
+      itemRetry: db.prepare(`UPDATE items SET attempts = attempts + 1, error = ?, due_at = ?
+        WHERE job_seq = ? AND idx = ? AND state = 'pending'`),
+      countDone: db.prepare('UPDATE jobs SET done = done + 1 WHERE seq = ?'),
+      countFailed: db.prepare('UPDATE jobs SET failed = failed + 1 WHERE seq = ?'),
+      nextRetry: db.prepare(`SELECT min(due_at) FROM items WHERE job_seq = ? AND state = 'pending'`).pluck(),
+      end: db.prepare(`UPDATE jobs SET state = ?, due_at = ?, lease_until = NULL, finished_at = ?, error = ?
+        WHERE id = ? AND attempts = ? AND state = 'running'`),
+    }
+    this.#expireDeadOwners()
+    this.#addBatch = db.transaction((batch: Pending[]) => {
+      const now = Date.now()
+      return batch.map(({ job }): AddResult => {
+        const id = randomUUID()
+        const info = this.#stmt.insert.run(id, job.type, JSON.stringify(job.payload), job.items, now, job.dedupKey ?? null, now)
+        if (info.changes === 1) return { id, duplicate: false }
+        return { id: this.#stmt.byDedup.get(job.dedupKey) as string, duplicate: true }
+      })
+    })
+    this.#claimTx = db.transaction((types: string, leaseMs: number): JobRow | undefined => {
+      const now = Date.now()
+      const seq = this.#stmt.nextQueued.get(now, types) ?? this.#stmt.nextExpired.get(now, types)
+      if (seq === undefined) return undefined
+      const row = this.#stmt.take.get(now + leaseMs, now, seq) as JobRow
+      if (row.items_ready === 0 && row.total > 0) {
+        this.#stmt.makeItems.run(row.total, row.seq)
+        this.#stmt.itemsReady.run(row.seq)
+      }
+      return row
+    })
+  }
+
+  /**
+   * A job held by a process that no longer exists (kill -9, crash) need not wait for its lease:
+   * the file is local, so the owner's pid is checked on this host and its leases expired at once.
+   */
+  #expireDeadOwners (): void {
+    const owners = this.#db.prepare(`SELECT DISTINCT owner FROM jobs WHERE state = 'running'`).pluck().all() as Array<number | null>
+    for (const owner of owners) {
+      if (owner === null || owner === process.pid || isAlive(owner)) continue
+      this.#db.prepare(`UPDATE jobs SET lease_until = 0 WHERE state = 'running' AND owner = ?`).run(owner)
+    }
+  }
+
+  add (job: NewJob): Promise<AddResult> {
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ job, resolve, reject })
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true
+        setImmediate(() => this.#flush())
+      }
+    })
+  }
+
+  #flush (): void {
+    const batch = this.#pending
+    this.#pending = []
+    this.#flushScheduled = false
+    let results: AddResult[]
+    try {
+      results = this.#addBatch(batch)
+    } catch (err) {
+      const error = storeError('insert', err)
+      for (const p of batch) p.reject(error)
+      return
+    }
+    batch.forEach((p, i) => p.resolve(results[i] as AddResult))
+  }
+
+  #run<T> (op: string, fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn())
+    } catch (err) {
+      return Promise.reject(storeError(op, err))
+    }
+  }
+
+  get (id: string): Promise<JobView | undefined> {
+    return this.#run('read', () => {
+      const row = this.#stmt.get.get(id) as JobRow | undefined
+      if (row === undefined) return undefined
+      const errors: JobErrorView[] = (this.#stmt.errors.all(row.seq) as Array<{ idx: number, error: string, attempts: number, state: string }>)
+        .map((e) => ({ index: e.idx, message: e.error, attempts: e.attempts, state: e.state }))
+      if (row.error !== null) errors.push({ message: row.error, attempts: row.attempts })
+      const view: JobView = {
+        id: row.id, type: row.type, state: row.state, total: row.total, sent: row.done, failed: row.failed,
+        pending: row.total - row.done - row.failed, attempts: row.attempts,
+        createdAt: new Date(row.created_at).toISOString(), errors,
+      }
+      const startedAt = iso(row.started_at)
+      if (startedAt !== undefined) view.startedAt = startedAt
+      const finishedAt = iso(row.finished_at)
+      if (finishedAt !== undefined) view.finishedAt = finishedAt
+      return view
+    })
+  }
+
+  stats (): Promise<StoreStats> {
+    return this.#run('read', () => {
+      const out: StoreStats = { jobs: { queued: 0, running: 0, done: 0, failed: 0 }, items: { done: 0, failed: 0, pending: 0 } }
+      for (const r of this.#stmt.stats.all() as Array<{ state: JobState, n: number, done: number, failed: number, total: number }>) {
+        if (r.state in out.jobs) out.jobs[r.state as keyof StoreStats['jobs']] = r.n
+        out.items.done += r.done
+        out.items.failed += r.failed
+        if (r.state === 'queued' || r.state === 'running') out.items.pending += r.total - r.done - r.failed
+      }
+      return out
+    })
+  }
+
+  claim (types: readonly string[], leaseMs: number): Promise<ClaimedJob | undefined> {
+    return this.#run('claim', () => {
+      const row = this.#claimTx(JSON.stringify(types), leaseMs)
+      if (row === undefined) return undefined
+      return { id: row.id, type: row.type, payload: JSON.parse(row.payload) as unknown, items: row.total, attempts: row.attempts }
+    })
+  }
+
+  renew (id: string, attempts: number, leaseMs: number): Promise<boolean> {
+    return this.#run('renew', () => this.#stmt.renew.run(Date.now() + leaseMs, id, attempts).changes === 1)
+  }
+
+  #seq (id: string): number {
+    const seq = this.#stmt.seq.get(id) as number | undefined
+    if (seq === undefined) throw new Error(`no job ${id}`)
+    return seq
+  }
+
+  dueItems (id: string, after: number, limit: number): Promise<DueItem[]> {
+    return this.#run('read', () => this.#stmt.due.all(this.#seq(id), after, Date.now(), limit) as DueItem[])
+  }
+
+  markItem (id: string, index: number, outcome: ItemOutcome): Promise<void> {
+    return this.#run('write', () => {
+      const seq = this.#seq(id)
+      // Item and job counter change in one statement pair; `state = 'pending'` makes a repeat a no-op.
+      this.#db.transaction(() => {
+        if (outcome.state === 'done') {
+          if (this.#stmt.itemDone.run(seq, index).changes === 1) this.#stmt.countDone.run(seq)
+        } else if (outcome.state === 'failed') {
+          if (this.#stmt.itemFailed.run(outcome.error, seq, index).changes === 1) this.#stmt.countFailed.run(seq)
+        } else {
+          this.#stmt.itemRetry.run(outcome.error, outcome.retryAt, seq, index)
+        }
+      })()
+    })
+  }
+
+  finishRun (id: string, attempts: number): Promise<JobState> {
+    return this.#run('write', () => {
+      const now = Date.now()
+      const nextRetry = this.#stmt.nextRetry.get(this.#seq(id)) as number | null
+      if (nextRetry === null) {
+        this.#stmt.end.run('done', now, now, null, id, attempts)
+        return 'done'
+      }
+      this.#stmt.end.run('queued', nextRetry, null, null, id, attempts)
+      return 'queued'
+    })
+  }
+
+  failRun (id: string, attempts: number, message: string, retryAt?: number): Promise<void> {
+    return this.#run('write', () => {
+      if (retryAt === undefined) this.#stmt.end.run('failed', Date.now(), Date.now(), message, id, attempts)
+      else this.#stmt.end.run('queued', retryAt, null, message, id, attempts)
+    })
+  }
+
+  release (id: string, attempts: number): Promise<void> {
+    return this.#run('write', () => { this.#stmt.end.run('queued', Date.now(), null, null, id, attempts) })
+  }
+
+  async close (): Promise<void> {
+    if (this.#pending.length > 0) this.#flush()
+    if (this.#db.open) this.#db.close()
+  }
+}

@@ -1,0 +1,104 @@
+/** The states of a job. A job whose items all ended (some failed) is `done`; `failed` means it could not run. */
+export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled'
+
+/** The states of one item (one recipient of an e-mail job). */
+export type ItemState = 'pending' | 'done' | 'failed' | 'cancelled'
+
+/** A job as stored at intake. */
+export interface NewJob {
+  type: string
+  /** The validated payload, stored as JSON. */
+  payload: unknown
+  /** Units of work tracked one by one (recipients); 0 for a job that is one unit. */
+  items: number
+  /** The `webhook-id` of a signed trigger: a second job with the same key is not created. */
+  dedupKey?: string
+}
+
+/** What {@link JobStore.add} did. */
+export interface AddResult {
+  id: string
+  /** True when a job with the same dedup key existed: nothing was created. */
+  duplicate: boolean
+}
+
+/** One error of a job or an item, as shown by `GET /jobs/:id`. */
+export interface JobErrorView {
+  /** The item's position, absent for an error of the job itself. */
+  index?: number
+  message: string
+  attempts: number
+  /** The item's state: `pending` while a retry is due, `failed` for good. */
+  state?: string
+}
+
+/** `GET /jobs/:id`. Times are ISO 8601. */
+export interface JobView {
+  id: string
+  type: string
+  state: JobState
+  total: number
+  /** Items done (for e-mail: sent). */
+  sent: number
+  failed: number
+  pending: number
+  attempts: number
+  createdAt: string
+  startedAt?: string
+  finishedAt?: string
+  /** The first errors, items in index order, then the job's own. */
+  errors: JobErrorView[]
+}
+
+/** `GET /stats`, the store's part. */
+export interface StoreStats {
+  jobs: Record<'queued' | 'running' | 'done' | 'failed', number>
+  items: { done: number, failed: number, pending: number }
+}
+
+/** A job a worker holds under a lease. */
+export interface ClaimedJob {
+  id: string
+  type: string
+  payload: unknown
+  items: number
+  /** This run's number, 1 for the first. */
+  attempts: number
+}
+
+/** An item due now. */
+export interface DueItem {
+  index: number
+  attempts: number
+}
+
+/**
+ * Durable job storage with leases. Every method that changes state commits before it resolves.
+ * Two implementations keep the same behaviour: SQLite (embedded) and BullMQ (Redis).
+ */
+export interface JobStore {
+  add (job: NewJob): Promise<AddResult>
+  get (id: string): Promise<JobView | undefined>
+  stats (): Promise<StoreStats>
+  /** Takes the oldest due job of these types (queued, or running with an expired lease). */
+  claim (types: readonly string[], leaseMs: number): Promise<ClaimedJob | undefined>
+  /** Extends the lease; false when the job is no longer ours (lease taken over). */
+  renew (id: string, attempts: number, leaseMs: number): Promise<boolean>
+  /** Items of a job that are pending and due, in index order, at most `limit`, from `after` on. */
+  dueItems (id: string, after: number, limit: number): Promise<DueItem[]>
+  /** Records one item's outcome; `retryAt` (epoch ms) keeps it pending until then. */
+  markItem (id: string, index: number, outcome: ItemOutcome): Promise<void>
+  /** Ends a run: done when no item is pending; else queued again for the earliest retry. */
+  finishRun (id: string, attempts: number): Promise<JobState>
+  /** The run failed as a whole: queued again at `retryAt`, or failed for good without it. */
+  failRun (id: string, attempts: number, message: string, retryAt?: number): Promise<void>
+  /** Gives a running job back (graceful stop): queued, due at once. */
+  release (id: string, attempts: number): Promise<void>
+  close (): Promise<void>
+}
+
+/** How one item ended this time. */
+export type ItemOutcome =
+  | { state: 'done' }
+  | { state: 'failed', error: string }
+  | { state: 'retry', error: string, retryAt: number }

@@ -1,0 +1,43 @@
+import { isIP, type Socket } from 'node:net'
+import { ForbiddenError, TriggerError, UnauthorizedError } from '../errors.ts'
+import { verify, type HeaderSource, type Secret, type VerifiedMessage } from '../net/sign.ts'
+
+const peers = new WeakMap<Socket, string>()
+
+/**
+ * Remembers the peer address at accept time: once a client has reset the connection,
+ * `socket.remoteAddress` is undefined, but its complete request must still be judged.
+ */
+export function rememberPeer (socket: Socket): void {
+  if (socket.remoteAddress !== undefined) peers.set(socket, socket.remoteAddress)
+}
+
+/** The peer address of a socket, as seen when it was accepted. */
+export function peerOf (socket: Socket): string | undefined {
+  return peers.get(socket) ?? socket.remoteAddress
+}
+
+/** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
+export function isLoopback (address: string | undefined): boolean {
+  if (address === undefined) return false
+  if (address === '::1' || address === 'localhost') return true
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address
+  return isIP(v4) === 4 && v4.startsWith('127.')
+}
+
+/** Throws {@link ForbiddenError} when no secret is set and the peer is not on loopback. */
+export function checkPeer (secret: Secret | undefined, peer: string | undefined): void {
+  if (secret === undefined && !isLoopback(peer)) {
+    throw new ForbiddenError(`unsigned requests are accepted from loopback only (peer ${peer ?? 'unknown'}); start serve with --secret`)
+  }
+}
+
+/** Verifies the Standard Webhooks signature; throws {@link UnauthorizedError} with the reason on `cause`. */
+export function checkSignature (secret: Secret, body: Uint8Array | string, headers: HeaderSource): VerifiedMessage {
+  try {
+    return verify(secret, body, headers)
+  } catch (err) {
+    const code = err instanceof TriggerError ? err.code : 'RT_ERR_SIGNATURE_MISMATCH'
+    throw new UnauthorizedError(`${code}: ${(err as Error).message}`, { cause: err })
+  }
+}

@@ -1,0 +1,174 @@
+import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { ConfigError, NotFoundError } from '../errors.ts'
+import { createLogger, type Logger, type LogLevel } from '../log.ts'
+import { secretKey, type Secret } from '../net/sign.ts'
+import type { AnyJobHandler, JobHandler } from '../queue/handler.ts'
+import { SqliteStore } from '../queue/sqlite-store.ts'
+import type { JobStore } from '../queue/types.ts'
+import { Worker } from '../queue/worker.ts'
+import { isLoopback, rememberPeer } from './auth.ts'
+import { rawErrorResponse, sendError } from './respond.ts'
+import { route, type IntakeCounters, type RouteContext } from './routes.ts'
+
+/** Largest accepted body. */
+export const MAX_BODY_BYTES = 1024 * 1024
+/** Slowloris guard: all headers must arrive within this. */
+export const HEADERS_TIMEOUT_MS = 5_000
+/** The whole request, headers and body, must arrive within this. */
+export const REQUEST_TIMEOUT_MS = 15_000
+/** An idle keep-alive connection is closed after this. */
+export const KEEP_ALIVE_TIMEOUT_MS = 5_000
+/** How often Node checks the two request timeouts above (its default, 30 s, is too coarse). */
+const TIMEOUT_CHECK_INTERVAL_MS = 1_000
+/** Running jobs get this long to finish on stop before they are handed back to the queue. */
+export const GRACE_MS = 10_000
+
+/** Options of {@link createReceiver}. */
+export interface ReceiverOptions {
+  /** @default 8080; 0 picks a free port */
+  port?: number
+  /** Bind address. A non-loopback address needs a `secret`. @default '127.0.0.1' */
+  host?: string
+  /** Where the SQLite file lives, unless `store` is given. @default './data' */
+  dataDir?: string
+  /** A job store to use instead of SQLite under `dataDir`. Closed by `close()`. */
+  store?: JobStore
+  /** Every /jobs request must carry a valid Standard Webhooks signature. */
+  secret?: Secret
+  /** Job types by name: `POST /jobs/<name>`. */
+  handlers?: Record<string, AnyJobHandler>
+  /** Jobs run at once in this process; 0 stores only (another process works). @default 1 */
+  concurrency?: number
+  /** @default 1048576 (1 MiB) */
+  maxBodyBytes?: number
+  /** @default 5000 */
+  headersTimeoutMs?: number
+  /** @default 15000 */
+  requestTimeoutMs?: number
+  /** @default 5000 */
+  keepAliveTimeoutMs?: number
+  /** On close, how long running jobs may take before they are released. @default 10000 */
+  graceMs?: number
+  /** Lease of a running job. @default 30000 */
+  leaseMs?: number
+  /** Idle worker's look for due jobs. @default 500 */
+  pollMs?: number
+  /** @default 'warn' */
+  logLevel?: LogLevel
+  /** A pino logger to use instead of one made from `logLevel`. */
+  logger?: Logger
+  /** Routes tried before the job routes (the web page, /mailbox). Return true when handled. */
+  routes?: (req: IncomingMessage, res: ServerResponse) => boolean
+}
+
+/** A running receiver. */
+export interface Receiver {
+  /** `http://host:port`, IPv6 in brackets. */
+  url: string
+  port: number
+  server: Server
+  store: JobStore
+  worker: Worker
+  counters: IntakeCounters
+  log: Logger
+  /** Stops accepting (503 on open connections), lets running jobs finish within `graceMs`, releases the rest, closes the store. */
+  close (): Promise<void>
+}
+
+function positiveInt (name: string, value: number | undefined, min: number): void {
+  if (value !== undefined && (!Number.isInteger(value) || value < min)) {
+    throw new ConfigError(`${name} must be an integer >= ${min} (got ${String(value)})`)
+  }
+}
+
+/**
+ * Starts the receiver: an HTTP server that keeps every completely sent request even when the client
+ * has already hung up (FIN or RST after the last byte), stores jobs durably before answering 202,
+ * and runs them afterwards from the store, independent of any request.
+ */
+export async function createReceiver (options: ReceiverOptions = {}): Promise<Receiver> {
+  const host = options.host ?? '127.0.0.1'
+  const secret = options.secret === '' ? undefined : options.secret
+  positiveInt('port', options.port, 0)
+  positiveInt('concurrency', options.concurrency, 0)
+  positiveInt('maxBodyBytes', options.maxBodyBytes, 1)
+  if (secret !== undefined) secretKey(secret) // a bad secret fails here, not on the first request
+  if (secret === undefined && !isLoopback(host)) {
+    throw new ConfigError(`refusing to listen on ${host} without a secret: anyone who can reach it could start jobs. Pass --secret (or TRIGGER_SECRET), or bind 127.0.0.1`)
+  }
+  const log = options.logger ?? createLogger(options.logLevel ?? 'warn')
+  const handlers = new Map(Object.entries(options.handlers ?? {})) as Map<string, JobHandler<unknown>>
+  const store = options.store ?? new SqliteStore(options.dataDir ?? './data')
+  const worker = new Worker({
+    store, handlers, log, concurrency: options.concurrency ?? 1,
+    ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+    ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
+  })
+  const counters: IntakeCounters = { accepted: 0, duplicates: 0, rejected: 0 }
+  let stopping = false
+  const ctx: RouteContext = {
+    store, worker, handlers, secret, log, counters,
+    maxBodyBytes: options.maxBodyBytes ?? MAX_BODY_BYTES,
+    isStopping: () => stopping,
+  }
+
+  const server = http.createServer({
+    headersTimeout: options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS,
+    requestTimeout: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: options.keepAliveTimeoutMs ?? KEEP_ALIVE_TIMEOUT_MS,
+    connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+    requireHostHeader: true,
+  }, (req, res) => {
+    if (stopping) res.setHeader('Connection', 'close')
+    if (options.routes?.(req, res) === true) return
+    if (!route(ctx, req, res)) sendError(res, new NotFoundError(`no route for ${req.method ?? ''} ${req.url ?? ''}`))
+  })
+  // The trap this project exists to avoid: with the default (false), Node ends the connection on
+  // the client's FIN and destroys a request whose handler has not read the body yet. With true,
+  // the response is still written and the socket closed after it.
+  ;(server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true
+  server.on('connection', rememberPeer)
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    // A client that is gone (fire-and-forget triggers hang up at once) is normal: nothing to answer.
+    if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable) {
+      socket.destroy()
+      return
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+    counters.rejected++
+    log.debug({ code: err.code, status }, 'malformed or slow request')
+    socket.end(rawErrorResponse(status, status === 408 ? 'RT_ERR_REQUEST_TIMEOUT' : 'RT_ERR_BAD_REQUEST', err.message))
+  })
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 8080, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  }).catch(async (err: unknown) => {
+    await store.close()
+    throw new ConfigError(`cannot listen on ${host}:${options.port ?? 8080}: ${(err as Error).message}`, { cause: err })
+  })
+  const port = (server.address() as AddressInfo).port
+  worker.start()
+
+  let closing: Promise<void> | undefined
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port, server, store, worker, counters, log,
+    close () {
+      closing ??= (async () => {
+        stopping = true
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+        server.closeIdleConnections()
+        await worker.stop(options.graceMs ?? GRACE_MS)
+        server.closeAllConnections()
+        await closed
+        await store.close()
+      })()
+      return closing
+    },
+  }
+}

@@ -1,0 +1,128 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import {
+  BadJsonError, MethodNotAllowedError, NotFoundError, UnavailableError, UnsupportedMediaTypeError,
+} from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { Secret } from '../net/sign.ts'
+import type { JobHandler } from '../queue/handler.ts'
+import type { JobStore } from '../queue/types.ts'
+import type { Worker } from '../queue/worker.ts'
+import { checkPeer, checkSignature, peerOf } from './auth.ts'
+import { readBody } from './body.ts'
+import { sendError, sendJson } from './respond.ts'
+
+/** Counters of this process since it started. */
+export interface IntakeCounters {
+  accepted: number
+  duplicates: number
+  rejected: number
+}
+
+/** What the job routes need. */
+export interface RouteContext {
+  store: JobStore
+  worker: Worker
+  handlers: ReadonlyMap<string, JobHandler<unknown>>
+  secret: Secret | undefined
+  maxBodyBytes: number
+  counters: IntakeCounters
+  log: Logger
+  isStopping: () => boolean
+}
+
+const JOB_PATH_RE = /^\/jobs\/([A-Za-z0-9_-]{1,64})$/
+const JSON_TYPE_RE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
+
+function reject (ctx: RouteContext, res: ServerResponse, err: unknown, close = false): void {
+  ctx.counters.rejected++
+  ctx.log.debug({ err }, 'request rejected')
+  sendError(res, err, close)
+}
+
+/** `POST /jobs/:type`: read, verify, validate, store durably, then 202. */
+function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, type: string): void {
+  // Everything up to readBody() is synchronous: the body must be taken before any await.
+  const peer = peerOf(req.socket)
+  try {
+    if (ctx.isStopping()) throw new UnavailableError('receiver is stopping; retry on another instance or later')
+    checkPeer(ctx.secret, peer)
+    const handler = ctx.handlers.get(type)
+    if (handler === undefined) throw new NotFoundError(`unknown job type ${JSON.stringify(type)}; known: ${[...ctx.handlers.keys()].join(', ') || 'none'}`)
+    const contentType = req.headers['content-type']
+    if (contentType === undefined || !JSON_TYPE_RE.test(contentType)) {
+      throw new UnsupportedMediaTypeError(`Content-Type must be application/json (got ${contentType ?? 'none'})`)
+    }
+  } catch (err) {
+    reject(ctx, res, err, true)
+    return
+  }
+  const handler = ctx.handlers.get(type) as JobHandler<unknown>
+  readBody(req, ctx.maxBodyBytes).then(async (body) => {
+    const signed = ctx.secret === undefined ? undefined : checkSignature(ctx.secret, body, req.headers)
+    let json: unknown
+    try {
+      json = JSON.parse(body.toString('utf8'))
+    } catch (cause) {
+      throw new BadJsonError(`body is not valid JSON: ${(cause as Error).message}`)
+    }
+    const parsed = handler.parse(json)
+    const job = { type, payload: parsed.payload, items: parsed.items, ...(signed === undefined ? {} : { dedupKey: signed.id }) }
+    const { id, duplicate } = await ctx.store.add(job)
+    if (duplicate) ctx.counters.duplicates++
+    else ctx.counters.accepted++
+    sendJson(res, 202, { id, type, items: parsed.items, ...parsed.summary, ...(duplicate ? { duplicate: true } : {}) })
+    if (!duplicate) ctx.worker.notify()
+  }).catch((err: unknown) => {
+    if (err instanceof Error && 'code' in err && err.code === 'RT_ERR_INCOMPLETE_BODY') {
+      // The client went away mid-body: no job, and nobody left to answer.
+      ctx.counters.rejected++
+      ctx.log.debug({ peer, err: err.message }, 'incomplete request dropped')
+      return
+    }
+    reject(ctx, res, err, !req.complete)
+  })
+}
+
+/** `GET /jobs/:id`. */
+function getJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, id: string): void {
+  try {
+    checkPeer(ctx.secret, peerOf(req.socket))
+    if (ctx.secret !== undefined) checkSignature(ctx.secret, '', req.headers)
+  } catch (err) {
+    reject(ctx, res, err)
+    return
+  }
+  ctx.store.get(id).then((view) => {
+    if (view === undefined) sendError(res, new NotFoundError(`no job ${id}`))
+    else sendJson(res, 200, view)
+  }, (err: unknown) => sendError(res, err))
+}
+
+/** `GET /stats`. */
+function getStats (ctx: RouteContext, res: ServerResponse): void {
+  ctx.store.stats().then((s) => {
+    const { accepted, duplicates, rejected } = ctx.counters
+    sendJson(res, 200, { accepted, duplicates, rejected, jobs: s.jobs, emails: { sent: s.items.done, failed: s.items.failed, pending: s.items.pending } })
+  }, (err: unknown) => sendError(res, err))
+}
+
+/** Routes a request; false when the path is not one of the job routes. */
+export function route (ctx: RouteContext, req: IncomingMessage, res: ServerResponse): boolean {
+  const path = (req.url ?? '/').split('?', 1)[0] as string
+  if (path === '/healthz') {
+    if (ctx.isStopping()) sendError(res, new UnavailableError('stopping'))
+    else sendJson(res, 200, { ok: true })
+    return true
+  }
+  if (path === '/stats') {
+    getStats(ctx, res)
+    return true
+  }
+  const match = JOB_PATH_RE.exec(path)
+  if (match === null) return false
+  const name = match[1] as string
+  if (req.method === 'POST') postJob(ctx, req, res, name)
+  else if (req.method === 'GET' || req.method === 'HEAD') getJob(ctx, req, res, name)
+  else reject(ctx, res, new MethodNotAllowedError(`${req.method ?? ''} is not allowed on ${path}; use POST or GET`), true)
+  return true
+}

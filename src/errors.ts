@@ -145,9 +145,12 @@ export class ValidationError extends RequestError {
   override readonly code = 'RT_ERR_VALIDATION'
   override name = 'ValidationError'
   readonly field: string
-  constructor (field: string, message: string, options?: ErrorOptions) {
-    super(`${field}: ${message}`, options)
+  /** Extra facts for the client, e.g. the invalid addresses. */
+  readonly details: Record<string, unknown> | undefined
+  constructor (field: string, message: string, details?: Record<string, unknown>) {
+    super(`${field}: ${message}`)
     this.field = field
+    this.details = details
   }
 }
 

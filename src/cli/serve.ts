@@ -2,7 +2,8 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ConfigError, InvalidOptionError } from '../errors.ts'
-import { createLogger, LOG_LEVELS, type LogLevel } from '../log.ts'
+import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../log.ts'
+import { startEmailService, type EmailServiceOptions } from '../smtp/service.ts'
 import type { AnyJobHandler } from '../queue/handler.ts'
 import { createReceiver, type ReceiverOptions } from '../server/receiver.ts'
 import { intFlag } from './args.ts'
@@ -17,7 +18,20 @@ export const SERVE_HELP = `rawtrigger serve [options]   receive triggers, store 
   --concurrency <n>     jobs run at once; 0 only stores (default 1)          env CONCURRENCY
   --handlers <module>   extra job types: a module whose default export maps
                         type names to handlers ({ parse, run })
-  --max-body-bytes <n>  largest accepted body (default 1048576)              env MAX_BODY_BYTES
+  --max-body-bytes <n>  largest body of job types without a limit of their
+                        own (default 1048576; email allows 16 MiB)          env MAX_BODY_BYTES
+E-mail (job type "email"):
+  --smtp <url>          smtp://user:pass@host:587 or smtps://…; without it an
+                        embedded sink catches all mail (GET /mailbox)       env SMTP_URL
+  --sink-port <n>       port of the embedded sink (default 2525, or the next free)
+  --from <addr>         sender when a job names none                         env MAIL_FROM
+  --retry-base-ms <ms>  first wait after a temporary SMTP failure (421, 45x,
+                        connection errors); doubled per try (default 120000) env RETRY_BASE_MS
+  --max-attempts <n>    tries per recipient (default 5)                      env MAX_ATTEMPTS
+  --smtp-max-connections <n>  pooled connections (default 5)
+  --smtp-max-messages <n>     messages per connection (default 100)
+  --smtp-rate-limit <n>       messages per --smtp-rate-delta-ms (default unlimited)
+  --smtp-rate-delta-ms <ms>   (default 1000)
   --grace-ms <ms>       on SIGTERM, how long running jobs may finish before
                         they are handed back to the queue (default 10000)
   --lease-ms <ms>       lease of a running job; another worker takes it over
@@ -48,6 +62,29 @@ async function loadHandlers (module: string | undefined): Promise<Record<string,
   return handlers as Record<string, AnyJobHandler>
 }
 
+function emailOptions (values: Record<string, string | boolean | undefined>, log: Logger): EmailServiceOptions {
+  const flag = (name: string): string | undefined => values[name] as string | undefined
+  const options: EmailServiceOptions = { log }
+  const smtp = flag('smtp') ?? env('SMTP_URL')
+  if (smtp !== undefined) options.smtpUrl = smtp
+  const from = flag('from') ?? env('MAIL_FROM')
+  if (from !== undefined) options.from = from
+  const ints: Array<[keyof EmailServiceOptions, string, string | undefined, number]> = [
+    ['sinkPort', '--sink-port', flag('sink-port'), 0],
+    ['retryBaseMs', '--retry-base-ms', flag('retry-base-ms') ?? env('RETRY_BASE_MS'), 1],
+    ['maxAttempts', '--max-attempts', flag('max-attempts') ?? env('MAX_ATTEMPTS'), 1],
+    ['maxConnections', '--smtp-max-connections', flag('smtp-max-connections'), 1],
+    ['maxMessages', '--smtp-max-messages', flag('smtp-max-messages'), 1],
+    ['rateLimit', '--smtp-rate-limit', flag('smtp-rate-limit'), 1],
+    ['rateDeltaMs', '--smtp-rate-delta-ms', flag('smtp-rate-delta-ms'), 1],
+  ]
+  for (const [key, name, value, min] of ints) {
+    const n = intFlag(name, value, min)
+    if (n !== undefined) (options as unknown as Record<string, number>)[key] = n
+  }
+  return options
+}
+
 /** `rawtrigger serve`. */
 export async function serve (argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -63,6 +100,15 @@ export async function serve (argv: string[]): Promise<void> {
       'grace-ms': { type: 'string' },
       'lease-ms': { type: 'string' },
       'log-level': { type: 'string' },
+      smtp: { type: 'string' },
+      'sink-port': { type: 'string' },
+      from: { type: 'string' },
+      'retry-base-ms': { type: 'string' },
+      'max-attempts': { type: 'string' },
+      'smtp-max-connections': { type: 'string' },
+      'smtp-max-messages': { type: 'string' },
+      'smtp-rate-limit': { type: 'string' },
+      'smtp-rate-delta-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -93,7 +139,13 @@ export async function serve (argv: string[]): Promise<void> {
   const leaseMs = intFlag('--lease-ms', values['lease-ms'], 100)
   if (leaseMs !== undefined) options.leaseMs = leaseMs
 
-  const receiver = await createReceiver(options)
+  const email = await startEmailService(emailOptions(values, log))
+  options.handlers = { email: email.handler, ...options.handlers }
+  options.routes = email.routes
+  const receiver = await createReceiver(options).catch(async (err: unknown) => {
+    await email.close()
+    throw err
+  })
   process.stdout.write(`rawtrigger listening on ${receiver.url} (jobs: ${Object.keys(options.handlers ?? {}).join(', ') || 'none'}; store: ${resolve(options.dataDir ?? '')}; concurrency ${options.concurrency ?? 1})\n`)
   log.info({ url: receiver.url }, 'listening')
 
@@ -105,7 +157,7 @@ export async function serve (argv: string[]): Promise<void> {
     }
     stopping = true
     log.info({ signal }, 'stopping: no new requests, running jobs finish or go back to the queue')
-    receiver.close().then(() => {
+    receiver.close().then(() => email.close()).then(() => {
       log.info('stopped')
       log.flush()
       process.exitCode = 0

@@ -34,6 +34,8 @@ export interface JobContext<P> {
  * it must resume from the items still pending.
  */
 export interface JobHandler<P = unknown> {
+  /** Largest body this type accepts; the receiver's limit when absent. */
+  maxBodyBytes?: number
   /** Validates a request body; throws a `ValidationError` naming the field. */
   parse (body: unknown): ParsedJob<P>
   /** Does the work. Throwing fails this run (retried with backoff up to the run limit). */

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import { RequestError, StoreError, TriggerError } from '../errors.ts'
+import { RequestError, StoreError, TriggerError, ValidationError } from '../errors.ts'
 
 /** Writes a JSON response. `close` asks the client to close: the request body was not read. */
 export function sendJson (res: ServerResponse, status: number, body: unknown, close = false): void {
@@ -15,11 +15,12 @@ export function sendJson (res: ServerResponse, status: number, body: unknown, cl
 }
 
 /** The HTTP status and JSON body `{"error": {"code", "message"}}` for an error. */
-export function errorBody (err: unknown): { status: number, body: { error: { code: string, message: string, field?: string } } } {
+export function errorBody (err: unknown): { status: number, body: { error: Record<string, unknown> } } {
+  if (err instanceof ValidationError) {
+    return { status: err.status, body: { error: { code: err.code, message: err.message, field: err.field, ...err.details } } }
+  }
   if (err instanceof RequestError) {
-    const error: { code: string, message: string, field?: string } = { code: err.code, message: err.message }
-    if ('field' in err && typeof err.field === 'string') error.field = err.field
-    return { status: err.status, body: { error } }
+    return { status: err.status, body: { error: { code: err.code, message: err.message } } }
   }
   if (err instanceof StoreError) {
     return { status: 503, body: { error: { code: err.code, message: `${err.message}; nothing was stored, retry later` } } }

@@ -57,7 +57,7 @@ function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, 
     return
   }
   const handler = ctx.handlers.get(type) as JobHandler<unknown>
-  readBody(req, ctx.maxBodyBytes).then(async (body) => {
+  readBody(req, handler.maxBodyBytes ?? ctx.maxBodyBytes).then(async (body) => {
     const signed = ctx.secret === undefined ? undefined : checkSignature(ctx.secret, body, req.headers)
     let json: unknown
     try {

@@ -1,0 +1,146 @@
+import { ValidationError } from '../errors.ts'
+import type { JobContext, JobHandler, ParsedJob } from '../queue/handler.ts'
+import { fill, normaliseRecipients, parseRecipient, type Recipient } from './addresses.ts'
+import type { Mailer } from './mailer.ts'
+
+/** First wait after a temporary SMTP failure; doubled per attempt. Greylisting asks for minutes. */
+export const RETRY_BASE_MS = 120_000
+/** Tries per recipient, the first included. */
+export const MAX_ATTEMPTS = 5
+/** Recipients of one job. */
+export const MAX_RECIPIENTS = 100_000
+/** Body limit of `POST /jobs/email`: 100,000 recipients with names fit. */
+export const EMAIL_MAX_BODY_BYTES = 16 * 1024 * 1024
+/** Invalid addresses named in a 400 answer. */
+const INVALID_SHOWN = 20
+const DEFAULT_FROM = 'rawtrigger <rawtrigger@localhost.localdomain>'
+
+/** The stored payload of an e-mail job. */
+export interface EmailPayload {
+  from: string
+  subject: string
+  text?: string
+  html?: string
+  recipients: Recipient[]
+}
+
+/** Options of {@link emailHandler}. */
+export interface EmailJobOptions {
+  mailer: Mailer
+  /** Sender when the payload names none. */
+  from?: string
+  /** @default 120000 */
+  retryBaseMs?: number
+  /** @default 5 */
+  maxAttempts?: number
+}
+
+function optionalString (body: Record<string, unknown>, field: string): string | undefined {
+  const value = body[field]
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'string') throw new ValidationError(field, 'must be a string')
+  return value
+}
+
+/** Checks a `POST /jobs/email` body; duplicates are dropped, invalid addresses refuse the job. */
+export function parseEmailJob (body: unknown, defaultFrom = DEFAULT_FROM): ParsedJob<EmailPayload> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ValidationError('body', 'must be a JSON object')
+  const b = body as Record<string, unknown>
+  const subject = optionalString(b, 'subject')
+  if (subject === undefined || subject.trim() === '') throw new ValidationError('subject', 'is required')
+  if (/[\r\n]/.test(subject)) throw new ValidationError('subject', 'must be one line')
+  const text = optionalString(b, 'text')
+  const html = optionalString(b, 'html')
+  if ((text ?? '') === '' && (html ?? '') === '') throw new ValidationError('text', 'text or html is required')
+  const from = optionalString(b, 'from') ?? defaultFrom
+  if (parseRecipient(from) === undefined) throw new ValidationError('from', `is not an address: ${JSON.stringify(from)}`)
+  if (!Array.isArray(b.recipients)) throw new ValidationError('recipients', 'must be an array of addresses')
+  if (b.recipients.length === 0) throw new ValidationError('recipients', 'must hold at least one address')
+  if (b.recipients.length > MAX_RECIPIENTS) {
+    throw new ValidationError('recipients', `holds ${b.recipients.length} entries; at most ${MAX_RECIPIENTS} per job`)
+  }
+  const list = normaliseRecipients(b.recipients)
+  if (list.invalid.length > 0) {
+    throw new ValidationError('recipients', `${list.invalid.length} invalid address(es): ${list.invalid.slice(0, INVALID_SHOWN).join(', ')}`,
+      { invalid: list.invalid.slice(0, INVALID_SHOWN), invalidCount: list.invalid.length })
+  }
+  const payload: EmailPayload = { from, subject, recipients: list.recipients }
+  if (text !== undefined && text !== '') payload.text = text
+  if (html !== undefined && html !== '') payload.html = html
+  return { payload, items: list.recipients.length, summary: { recipients: list.recipients.length, duplicates: list.duplicates } }
+}
+
+interface SmtpFailure { temporary: boolean, reply: string }
+
+/**
+ * 4xx replies (421, 450, 451, 452, …), connection errors and timeouts are temporary; 5xx replies
+ * are permanent. nodemailer keeps the server's reply on `response` and its code on `responseCode`.
+ */
+export function classify (err: unknown): SmtpFailure {
+  const e = err as { responseCode?: unknown, response?: unknown, code?: unknown, message?: unknown }
+  if (typeof e.responseCode === 'number') {
+    const reply = typeof e.response === 'string' ? e.response : `${e.responseCode} ${String(e.message)}`
+    return { temporary: e.responseCode < 500, reply }
+  }
+  return { temporary: true, reply: `${typeof e.code === 'string' ? e.code : 'ERROR'}: ${String(e.message)}` }
+}
+
+/** Exponential backoff with ±25 % jitter, so retries of a batch do not arrive together. */
+export function backoff (baseMs: number, attempt: number): number {
+  return Math.round(baseMs * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5))
+}
+
+/** The `email` job type: one message per recipient through the pooled mailer. */
+export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload> & { maxBodyBytes: number } {
+  const { mailer } = options
+  const retryBaseMs = options.retryBaseMs ?? RETRY_BASE_MS
+  const maxAttempts = options.maxAttempts ?? MAX_ATTEMPTS
+
+  async function sendOne (ctx: JobContext<EmailPayload>, index: number, attempts: number): Promise<void> {
+    const p = ctx.payload
+    const r = p.recipients[index] as Recipient
+    const domain = (parseRecipient(p.from)?.email ?? 'localhost').split('@')[1] as string
+    const message = {
+      from: p.from,
+      to: r.name === undefined ? r.email : { name: r.name, address: r.email },
+      subject: fill(p.subject, r),
+      // Deterministic: a resend after a crash carries the same id, so receivers can spot it.
+      messageId: `<${ctx.id}.${index}@${domain}>`,
+      ...(p.text === undefined ? {} : { text: fill(p.text, r) }),
+      ...(p.html === undefined ? {} : { html: fill(p.html, r, true) }),
+    }
+    let failure: SmtpFailure | undefined
+    try {
+      const info = await options.mailer.send(message)
+      // With one recipient per message a refusal usually rejects; check the resolved case too.
+      if (info.rejected.length > 0) failure = classify(info.rejectedErrors?.[0] ?? { message: 'recipient rejected', responseCode: 550 })
+    } catch (err) {
+      failure = classify(err)
+    }
+    const tried = attempts + 1
+    if (failure === undefined) await ctx.markItem(index, { state: 'done' })
+    else if (failure.temporary && tried < maxAttempts) {
+      await ctx.markItem(index, { state: 'retry', error: failure.reply, retryAt: Date.now() + backoff(retryBaseMs, tried) })
+    } else {
+      await ctx.markItem(index, { state: 'failed', error: failure.reply })
+    }
+  }
+
+  return {
+    maxBodyBytes: EMAIL_MAX_BODY_BYTES,
+    parse: (body) => parseEmailJob(body, options.from),
+    async run (ctx) {
+      // As many messages in flight as the pool has connections: bounded memory, and a crash
+      // resends at most that many.
+      const inFlight = new Set<Promise<void>>()
+      for await (const item of ctx.dueItems()) {
+        while (inFlight.size >= mailer.maxConnections) await Promise.race(inFlight)
+        const sending: Promise<void> = sendOne(ctx, item.index, item.attempts)
+          .catch((err: unknown) => ctx.log.error({ err, index: item.index }, 'recording a send failed'))
+          .finally(() => inFlight.delete(sending))
+        inFlight.add(sending)
+      }
+      await Promise.all(inFlight)
+    },
+  }
+}

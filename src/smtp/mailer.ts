@@ -1,0 +1,62 @@
+import nodemailer, { type SendMailOptions, type SMTPPoolSentMessageInfo, type Transporter } from 'nodemailer'
+import { ConfigError } from '../errors.ts'
+
+/** Connections the pool opens at most. */
+export const SMTP_MAX_CONNECTIONS = 5
+/** Messages sent over one connection before it is replaced. */
+export const SMTP_MAX_MESSAGES = 100
+// nodemailer's own defaults (2 min connect, 10 min socket) hold a batch up far too long.
+const SMTP_CONNECTION_TIMEOUT_MS = 10_000 // TCP connect
+const SMTP_GREETING_TIMEOUT_MS = 10_000 // 220 banner after connect
+const SMTP_SOCKET_TIMEOUT_MS = 60_000 // inactivity mid-session
+
+/** Options of {@link createMailer}. */
+export interface MailerOptions {
+  /** `smtp://[user:pass@]host[:port]` or `smtps://…`; nodemailer URL parameters allowed. */
+  url: string
+  /** @default 5 */
+  maxConnections?: number
+  /** @default 100 */
+  maxMessages?: number
+  /** Messages per `rateDeltaMs` across the pool; unlimited when absent. */
+  rateLimit?: number
+  /** @default 1000 */
+  rateDeltaMs?: number
+}
+
+/** One pooled nodemailer transport per process. */
+export interface Mailer {
+  /** Connections of the pool: also the number of messages the e-mail job keeps in flight. */
+  readonly maxConnections: number
+  send (message: SendMailOptions): Promise<SMTPPoolSentMessageInfo>
+  close (): void
+}
+
+/** Creates the pooled transport. Throws {@link ConfigError} for a URL that is not smtp(s). */
+export function createMailer (options: MailerOptions): Mailer {
+  let url: URL
+  try {
+    url = new URL(options.url)
+  } catch (cause) {
+    throw new ConfigError(`SMTP URL is invalid: ${JSON.stringify(options.url)}`, { cause })
+  }
+  if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') {
+    throw new ConfigError(`SMTP URL must start with smtp:// or smtps:// (got ${url.protocol}//)`)
+  }
+  const maxConnections = options.maxConnections ?? SMTP_MAX_CONNECTIONS
+  const transport: Transporter<SMTPPoolSentMessageInfo> = nodemailer.createTransport({
+    url: options.url,
+    pool: true,
+    maxConnections,
+    maxMessages: options.maxMessages ?? SMTP_MAX_MESSAGES,
+    ...(options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit, rateDelta: options.rateDeltaMs ?? 1_000 }),
+    connectionTimeout: SMTP_CONNECTION_TIMEOUT_MS,
+    greetingTimeout: SMTP_GREETING_TIMEOUT_MS,
+    socketTimeout: SMTP_SOCKET_TIMEOUT_MS,
+  })
+  return {
+    maxConnections,
+    send: (message) => transport.sendMail(message),
+    close: () => transport.close(),
+  }
+}

@@ -22,7 +22,7 @@ const TIMESTAMP_RE = /^\d{1,12}$/
 export type Secret = string | Uint8Array
 
 /** The three headers that carry a Standard Webhooks signature. */
-export interface WebhookHeaders {
+export type WebhookHeaders = {
   'webhook-id': string
   'webhook-timestamp': string
   'webhook-signature': string

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { StoreError } from '../errors.ts'
+import { jobIdFor } from './types.ts'
 import type {
   AddResult, ClaimedJob, DueItem, ItemOutcome, JobErrorView, JobState, JobStore, JobView, NewJob, StoreStats,
 } from './types.ts'
@@ -97,7 +98,7 @@ export class SqliteStore implements JobStore {
     const db = this.#db
     this.#stmt = {
       insert: db.prepare(`INSERT INTO jobs (id, type, payload, state, total, due_at, dedup_key, created_at)
-        VALUES (?, ?, ?, 'queued', ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING`),
+        VALUES (?, ?, ?, 'queued', ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
       byDedup: db.prepare('SELECT id FROM jobs WHERE dedup_key = ?').pluck(),
       get: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       errors: db.prepare(`SELECT idx, error, attempts, state FROM items
@@ -133,7 +134,7 @@ export class SqliteStore implements JobStore {
     this.#addBatch = db.transaction((batch: Pending[]) => {
       const now = Date.now()
       return batch.map(({ job }): AddResult => {
-        const id = randomUUID()
+        const id = jobIdFor(job.dedupKey, randomUUID)
         const info = this.#stmt.insert.run(id, job.type, JSON.stringify(job.payload), job.items, now, job.dedupKey ?? null, now)
         if (info.changes === 1) return { id, duplicate: false }
         return { id: this.#stmt.byDedup.get(job.dedupKey) as string, duplicate: true }

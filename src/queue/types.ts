@@ -11,8 +11,19 @@ export interface NewJob {
   payload: unknown
   /** Units of work tracked one by one (recipients); 0 for a job that is one unit. */
   items: number
-  /** The `webhook-id` of a signed trigger: a second job with the same key is not created. */
+  /**
+   * The trigger's `webhook-id`: a second job with the same key is not created. A key that fits
+   * {@link JOB_ID_RE} is also the job's id, so the sender knows the id without reading the answer.
+   */
   dedupKey?: string
+}
+
+/** Job ids: what fits in a `/jobs/:id` path segment. */
+export const JOB_ID_RE = /^[A-Za-z0-9_-]{1,64}$/
+
+/** The id of a new job: its dedup key when that fits {@link JOB_ID_RE}, else a random UUID. */
+export function jobIdFor (dedupKey: string | undefined, random: () => string): string {
+  return dedupKey !== undefined && JOB_ID_RE.test(dedupKey) ? dedupKey : random()
 }
 
 /** What {@link JobStore.add} did. */

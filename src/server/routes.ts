@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
-  BadJsonError, MethodNotAllowedError, NotFoundError, UnavailableError, UnsupportedMediaTypeError,
+  BadJsonError, IncompleteBodyError, MethodNotAllowedError, NotFoundError, UnavailableError, UnsupportedMediaTypeError,
 } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Secret } from '../net/sign.ts'
@@ -32,6 +32,11 @@ export interface RouteContext {
 
 const JOB_PATH_RE = /^\/jobs\/([A-Za-z0-9_-]{1,64})$/
 const JSON_TYPE_RE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
+
+function header (req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name]
+  return typeof value === 'string' && value !== '' ? value : undefined
+}
 
 function reject (ctx: RouteContext, res: ServerResponse, err: unknown, close = false): void {
   ctx.counters.rejected++
@@ -66,14 +71,16 @@ function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, 
       throw new BadJsonError(`body is not valid JSON: ${(cause as Error).message}`)
     }
     const parsed = handler.parse(json)
-    const job = { type, payload: parsed.payload, items: parsed.items, ...(signed === undefined ? {} : { dedupKey: signed.id }) }
+    // Signed: the verified id. Unsigned (loopback only): the sender's webhook-id as an idempotency key.
+    const key = signed?.id ?? header(req, 'webhook-id')
+    const job = { type, payload: parsed.payload, items: parsed.items, ...(key === undefined ? {} : { dedupKey: key }) }
     const { id, duplicate } = await ctx.store.add(job)
     if (duplicate) ctx.counters.duplicates++
     else ctx.counters.accepted++
     sendJson(res, 202, { id, type, items: parsed.items, ...parsed.summary, ...(duplicate ? { duplicate: true } : {}) })
     if (!duplicate) ctx.worker.notify()
   }).catch((err: unknown) => {
-    if (err instanceof Error && 'code' in err && err.code === 'RT_ERR_INCOMPLETE_BODY') {
+    if (err instanceof IncompleteBodyError) {
       // The client went away mid-body: no job, and nobody left to answer.
       ctx.counters.rejected++
       ctx.log.debug({ peer, err: err.message }, 'incomplete request dropped')

@@ -5,7 +5,9 @@ import { ConfigError, InvalidOptionError } from '../errors.ts'
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../log.ts'
 import { startEmailService, type EmailServiceOptions } from '../smtp/service.ts'
 import type { AnyJobHandler } from '../queue/handler.ts'
-import { createReceiver, type ReceiverOptions } from '../server/receiver.ts'
+import { BullmqQueue } from '../queue/bullmq-queue.ts'
+import { createReceiver, type Receiver, type ReceiverOptions } from '../server/receiver.ts'
+import { createWebRoutes } from '../web/routes.ts'
 import { intFlag } from './args.ts'
 
 export const SERVE_HELP = `rawtrigger serve [options]   receive triggers, store jobs durably, run them after the socket closed
@@ -34,13 +36,30 @@ E-mail (job type "email"):
   --smtp-rate-delta-ms <ms>   (default 1000)
   --grace-ms <ms>       on SIGTERM, how long running jobs may finish before
                         they are handed back to the queue (default 10000)
-  --lease-ms <ms>       lease of a running job; another worker takes it over
-                        when it lapses (default 30000)
+  --lease-ms <ms>       lease of a running job (BullMQ: a chunk's lock); another
+                        worker takes it over when it lapses (default 30000; 15000)
+Scaling out on Redis (BullMQ):
+  --queue <url>         redis://host:6379/0: jobs go to BullMQ instead of SQLite;
+                        any number of serve processes share them    env QUEUE_URL
+  --queue-prefix <p>    Redis key prefix (default rawtrigger)
+  --chunk-size <n>      recipients per BullMQ job (default 200)
+  --rate-limit <n>      e-mails per second across all workers       env RATE_LIMIT
   --log-level <level>   ${LOG_LEVELS.join(', ')} (default info)      env LOG_LEVEL
 
 Prints one line with the URL it serves; logs are JSON lines on stderr.
 SIGTERM/SIGINT: stop accepting, finish or hand back running jobs, exit 0.
 `
+
+/** A URL without its password, for printing. */
+function redacted (url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password !== '') u.password = '***'
+    return u.href
+  } catch {
+    return url
+  }
+}
 
 function env (name: string): string | undefined {
   const value = process.env[name]
@@ -99,6 +118,10 @@ export async function serve (argv: string[]): Promise<void> {
       'max-body-bytes': { type: 'string' },
       'grace-ms': { type: 'string' },
       'lease-ms': { type: 'string' },
+      queue: { type: 'string' },
+      'queue-prefix': { type: 'string' },
+      'chunk-size': { type: 'string' },
+      'rate-limit': { type: 'string' },
       'log-level': { type: 'string' },
       smtp: { type: 'string' },
       'sink-port': { type: 'string' },
@@ -139,14 +162,29 @@ export async function serve (argv: string[]): Promise<void> {
   const leaseMs = intFlag('--lease-ms', values['lease-ms'], 100)
   if (leaseMs !== undefined) options.leaseMs = leaseMs
 
+  const queueUrl = values.queue ?? env('QUEUE_URL')
+  if (queueUrl !== undefined) {
+    const rateLimit = intFlag('--rate-limit', values['rate-limit'] ?? env('RATE_LIMIT'))
+    const chunkSize = intFlag('--chunk-size', values['chunk-size'])
+    options.queue = new BullmqQueue({
+      url: queueUrl,
+      ...(values['queue-prefix'] === undefined ? {} : { prefix: values['queue-prefix'] }),
+      ...(chunkSize === undefined ? {} : { chunkSize }),
+      ...(rateLimit === undefined ? {} : { rateLimit }),
+    })
+  }
   const email = await startEmailService(emailOptions(values, log))
   options.handlers = { email: email.handler, ...options.handlers }
-  options.routes = email.routes
+  // The web page fires its triggers at this receiver: bound once it listens.
+  let listening: Receiver | undefined
+  const web = createWebRoutes({ target: () => listening && { url: listening.url, jobs: listening.queue }, log, ...(secret === undefined ? {} : { secret }) })
+  options.routes = (req, res) => web(req, res) || email.routes(req, res)
   const receiver = await createReceiver(options).catch(async (err: unknown) => {
     await email.close()
     throw err
   })
-  process.stdout.write(`rawtrigger listening on ${receiver.url} (jobs: ${Object.keys(options.handlers ?? {}).join(', ') || 'none'}; store: ${resolve(options.dataDir ?? '')}; concurrency ${options.concurrency ?? 1})\n`)
+  listening = receiver
+  process.stdout.write(`rawtrigger listening on ${receiver.url} (jobs: ${Object.keys(options.handlers ?? {}).join(', ') || 'none'}; store: ${queueUrl === undefined ? resolve(options.dataDir ?? '') : redacted(queueUrl)}; concurrency ${options.concurrency ?? 1})\n`)
   log.info({ url: receiver.url }, 'listening')
 
   let stopping = false

@@ -1,3 +1,6 @@
+import type { Logger } from '../log.ts'
+import type { JobHandler } from './handler.ts'
+
 /** The states of a job. A job whose items all ended (some failed) is `done`; `failed` means it could not run. */
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled'
 
@@ -113,3 +116,34 @@ export type ItemOutcome =
   | { state: 'done' }
   | { state: 'failed', error: string }
   | { state: 'retry', error: string, retryAt: number }
+
+/** What a queue needs to run jobs. */
+export interface RunOptions {
+  handlers: ReadonlyMap<string, JobHandler<unknown>>
+  /** Jobs (SQLite) or chunks (BullMQ) run at once in this process; 0 runs none. */
+  concurrency: number
+  log: Logger
+  /** How long a running job is held before another worker may take it over. */
+  leaseMs?: number
+  /** How often an idle worker looks for due work (SQLite). */
+  pollMs?: number
+}
+
+/**
+ * Where jobs live and how they get run: the receiver's one dependency on storage.
+ * Two implementations with the same behaviour: SQLite with rawtrigger's own leased worker, and
+ * BullMQ on Redis with BullMQ's workers.
+ */
+export interface JobQueue {
+  /** Stores a job durably; resolves only after the commit. */
+  add (job: NewJob): Promise<AddResult>
+  get (id: string): Promise<JobView | undefined>
+  stats (): Promise<StoreStats>
+  /** Starts running jobs of the given types. */
+  start (options: RunOptions): void
+  /** A job was just stored here: look for work now. */
+  notify (): void
+  /** Stops taking work; running work gets `graceMs` to finish, the rest goes back to the queue. */
+  stop (graceMs: number): Promise<void>
+  close (): Promise<void>
+}

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.ts'
 import type { JobContext, JobHandler } from './handler.ts'
-import type { ClaimedJob, DueItem, ItemOutcome, JobStore } from './types.ts'
+import type { ClaimedJob, DueItem, ItemOutcome, JobStore, RunOptions } from './types.ts'
 
 /** A running job's lease; renewed every third of it, taken over by another worker when it lapses. */
 export const LEASE_MS = 30_000
@@ -14,16 +14,8 @@ export const RUN_RETRY_BASE_MS = 1_000
 const ITEM_PAGE = 500
 
 /** Options of {@link Worker}. */
-export interface WorkerOptions {
+export interface WorkerOptions extends RunOptions {
   store: JobStore
-  handlers: ReadonlyMap<string, JobHandler<unknown>>
-  /** Jobs run at once; 0 runs none (the receiver only stores). @default 1 */
-  concurrency: number
-  log: Logger
-  /** @default 30000 */
-  leaseMs?: number
-  /** @default 500 */
-  pollMs?: number
 }
 
 interface Running { job: ClaimedJob, abort: AbortController, done: Promise<void> }

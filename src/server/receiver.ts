@@ -5,8 +5,8 @@ import { createLogger, type Logger, type LogLevel } from '../log.ts'
 import { secretKey, type Secret } from '../net/sign.ts'
 import type { AnyJobHandler, JobHandler } from '../queue/handler.ts'
 import { SqliteStore } from '../queue/sqlite-store.ts'
-import type { JobStore } from '../queue/types.ts'
-import { Worker } from '../queue/worker.ts'
+import { StoreQueue } from '../queue/store-queue.ts'
+import type { JobQueue, JobStore } from '../queue/types.ts'
 import { isLoopback, rememberPeer } from './auth.ts'
 import { rawErrorResponse, sendError } from './respond.ts'
 import { route, type IntakeCounters, type RouteContext } from './routes.ts'
@@ -32,7 +32,9 @@ export interface ReceiverOptions {
   host?: string
   /** Where the SQLite file lives, unless `store` is given. @default './data' */
   dataDir?: string
-  /** A job store to use instead of SQLite under `dataDir`. Closed by `close()`. */
+  /** Where jobs live instead of SQLite under `dataDir`: e.g. a BullMQ queue. Closed by `close()`. */
+  queue?: JobQueue
+  /** A leased job store run by rawtrigger's worker, instead of SQLite under `dataDir`. */
   store?: JobStore
   /** Every /jobs request must carry a valid Standard Webhooks signature. */
   secret?: Secret
@@ -68,8 +70,9 @@ export interface Receiver {
   url: string
   port: number
   server: Server
-  store: JobStore
-  worker: Worker
+  queue: JobQueue
+  /** The same object as `queue`, under the name the job routes' readers know. */
+  store: JobQueue
   counters: IntakeCounters
   log: Logger
   /** Stops accepting (503 on open connections), lets running jobs finish within `graceMs`, releases the rest, closes the store. */
@@ -99,16 +102,11 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
   }
   const log = options.logger ?? createLogger(options.logLevel ?? 'warn')
   const handlers = new Map(Object.entries(options.handlers ?? {})) as Map<string, JobHandler<unknown>>
-  const store = options.store ?? new SqliteStore(options.dataDir ?? './data')
-  const worker = new Worker({
-    store, handlers, log, concurrency: options.concurrency ?? 1,
-    ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
-    ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
-  })
+  const queue = options.queue ?? new StoreQueue(options.store ?? new SqliteStore(options.dataDir ?? './data'))
   const counters: IntakeCounters = { accepted: 0, duplicates: 0, rejected: 0 }
   let stopping = false
   const ctx: RouteContext = {
-    store, worker, handlers, secret, log, counters,
+    queue, handlers, secret, log, counters,
     maxBodyBytes: options.maxBodyBytes ?? MAX_BODY_BYTES,
     isStopping: () => stopping,
   }
@@ -148,25 +146,29 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
       resolve()
     })
   }).catch(async (err: unknown) => {
-    await store.close()
+    await queue.close()
     throw new ConfigError(`cannot listen on ${host}:${options.port ?? 8080}: ${(err as Error).message}`, { cause: err })
   })
   const port = (server.address() as AddressInfo).port
-  worker.start()
+  queue.start({
+    handlers, log, concurrency: options.concurrency ?? 1,
+    ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+    ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
+  })
 
   let closing: Promise<void> | undefined
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
-    port, server, store, worker, counters, log,
+    port, server, queue, store: queue, counters, log,
     close () {
       closing ??= (async () => {
         stopping = true
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
         server.closeIdleConnections()
-        await worker.stop(options.graceMs ?? GRACE_MS)
+        await queue.stop(options.graceMs ?? GRACE_MS)
         server.closeAllConnections()
         await closed
-        await store.close()
+        await queue.close()
       })()
       return closing
     },

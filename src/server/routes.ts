@@ -5,8 +5,7 @@ import {
 import type { Logger } from '../log.ts'
 import type { Secret } from '../net/sign.ts'
 import type { JobHandler } from '../queue/handler.ts'
-import type { JobStore } from '../queue/types.ts'
-import type { Worker } from '../queue/worker.ts'
+import type { JobQueue } from '../queue/types.ts'
 import { checkPeer, checkSignature, peerOf } from './auth.ts'
 import { readBody } from './body.ts'
 import { sendError, sendJson } from './respond.ts'
@@ -20,8 +19,7 @@ export interface IntakeCounters {
 
 /** What the job routes need. */
 export interface RouteContext {
-  store: JobStore
-  worker: Worker
+  queue: JobQueue
   handlers: ReadonlyMap<string, JobHandler<unknown>>
   secret: Secret | undefined
   maxBodyBytes: number
@@ -74,11 +72,11 @@ function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, 
     // Signed: the verified id. Unsigned (loopback only): the sender's webhook-id as an idempotency key.
     const key = signed?.id ?? header(req, 'webhook-id')
     const job = { type, payload: parsed.payload, items: parsed.items, ...(key === undefined ? {} : { dedupKey: key }) }
-    const { id, duplicate } = await ctx.store.add(job)
+    const { id, duplicate } = await ctx.queue.add(job)
     if (duplicate) ctx.counters.duplicates++
     else ctx.counters.accepted++
     sendJson(res, 202, { id, type, items: parsed.items, ...parsed.summary, ...(duplicate ? { duplicate: true } : {}) })
-    if (!duplicate) ctx.worker.notify()
+    if (!duplicate) ctx.queue.notify()
   }).catch((err: unknown) => {
     if (err instanceof IncompleteBodyError) {
       // The client went away mid-body: no job, and nobody left to answer.
@@ -99,7 +97,7 @@ function getJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, i
     reject(ctx, res, err)
     return
   }
-  ctx.store.get(id).then((view) => {
+  ctx.queue.get(id).then((view) => {
     if (view === undefined) sendError(res, new NotFoundError(`no job ${id}`))
     else sendJson(res, 200, view)
   }, (err: unknown) => sendError(res, err))
@@ -107,7 +105,7 @@ function getJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, i
 
 /** `GET /stats`. */
 function getStats (ctx: RouteContext, res: ServerResponse): void {
-  ctx.store.stats().then((s) => {
+  ctx.queue.stats().then((s) => {
     const { accepted, duplicates, rejected } = ctx.counters
     sendJson(res, 200, { accepted, duplicates, rejected, jobs: s.jobs, emails: { sent: s.items.done, failed: s.items.failed, pending: s.items.pending } })
   }, (err: unknown) => sendError(res, err))

@@ -1,0 +1,99 @@
+// Lua run atomically by Redis: each keeps a job's record, its items and the global counters in
+// step, whichever process calls it. Items are stored as "state|attempts|dueAt|error" with state
+// p (pending), d (done) or f (failed); an absent item is pending with no attempts.
+
+/** KEYS: job, stats. ARGV: type, payload, total, chunks, now. Returns 1 when created, 0 when it existed. */
+export const CREATE_JOB = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'type', ARGV[1], 'payload', ARGV[2], 'total', ARGV[3], 'chunks', ARGV[4],
+  'state', 'queued', 'createdAt', ARGV[5], 'done', 0, 'failed', 0, 'attempts', 0)
+redis.call('HINCRBY', KEYS[2], 'jobs:queued', 1)
+redis.call('HINCRBY', KEYS[2], 'items:total', ARGV[3])
+return 1
+`
+
+/**
+ * KEYS: job, stats. ARGV: new state, now, error. Moves a job between states and the counters with
+ * it; done and failed are final. Returns the state the job is in afterwards.
+ */
+export const SET_STATE = `
+local old = redis.call('HGET', KEYS[1], 'state')
+if not old then return false end
+if old == ARGV[1] or old == 'done' or old == 'failed' or old == 'cancelled' then return old end
+redis.call('HSET', KEYS[1], 'state', ARGV[1])
+redis.call('HINCRBY', KEYS[2], 'jobs:' .. old, -1)
+redis.call('HINCRBY', KEYS[2], 'jobs:' .. ARGV[1], 1)
+if ARGV[1] == 'running' then
+  redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[2])
+  redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+elseif ARGV[1] ~= 'queued' then
+  redis.call('HSET', KEYS[1], 'finishedAt', ARGV[2])
+end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
+return ARGV[1]
+`
+
+/**
+ * KEYS: job, items, errors, stats. ARGV: index, outcome (done|failed|retry), error, retryAt.
+ * A repeat for an item already done or failed changes nothing (returns 0).
+ */
+export const MARK_ITEM = `
+local cur = redis.call('HGET', KEYS[2], ARGV[1])
+local attempts = 0
+if cur then
+  local state = string.sub(cur, 1, 1)
+  if state ~= 'p' then return 0 end
+  local a = string.match(cur, '^p|(%d+)|')
+  attempts = tonumber(a)
+end
+attempts = attempts + 1
+local index = tonumber(ARGV[1])
+if ARGV[2] == 'done' then
+  redis.call('HSET', KEYS[2], ARGV[1], 'd|' .. attempts .. '|0|')
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 'done', 1)
+  redis.call('HINCRBY', KEYS[4], 'items:done', 1)
+elseif ARGV[2] == 'failed' then
+  redis.call('HSET', KEYS[2], ARGV[1], 'f|' .. attempts .. '|0|' .. ARGV[3])
+  redis.call('ZADD', KEYS[3], index, ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 'failed', 1)
+  redis.call('HINCRBY', KEYS[4], 'items:failed', 1)
+else
+  redis.call('HSET', KEYS[2], ARGV[1], 'p|' .. attempts .. '|' .. ARGV[4] .. '|' .. ARGV[3])
+  redis.call('ZADD', KEYS[3], index, ARGV[1])
+end
+return 1
+`
+
+/**
+ * KEYS: chunk set, job, stats. ARGV: chunk number, now. Records one finished chunk once; the last
+ * one ends the job as done. Returns the number of chunks finished.
+ */
+export const CHUNK_DONE = `
+redis.call('SADD', KEYS[1], ARGV[1])
+local n = redis.call('SCARD', KEYS[1])
+local chunks = tonumber(redis.call('HGET', KEYS[2], 'chunks'))
+local state = redis.call('HGET', KEYS[2], 'state')
+if n >= chunks and (state == 'queued' or state == 'running') then
+  redis.call('HSET', KEYS[2], 'state', 'done', 'finishedAt', ARGV[2])
+  redis.call('HINCRBY', KEYS[3], 'jobs:' .. state, -1)
+  redis.call('HINCRBY', KEYS[3], 'jobs:done', 1)
+end
+return n
+`
+
+/** One stored item, parsed. */
+export interface ItemRecord {
+  state: 'p' | 'd' | 'f'
+  attempts: number
+  dueAt: number
+  error: string
+}
+
+/** Parses "state|attempts|dueAt|error"; null (absent) is a fresh pending item. */
+export function parseItem (value: string | null): ItemRecord {
+  if (value === null) return { state: 'p', attempts: 0, dueAt: 0, error: '' }
+  const [state, attempts, dueAt] = value.split('|', 3) as [string, string, string]
+  const error = value.slice(state.length + attempts.length + dueAt.length + 3)
+  return { state: state as ItemRecord['state'], attempts: Number(attempts), dueAt: Number(dueAt), error }
+}

@@ -1,0 +1,46 @@
+import type { AddResult, JobQueue, JobStore, JobView, NewJob, RunOptions, StoreStats } from './types.ts'
+import { Worker } from './worker.ts'
+
+/** A {@link JobQueue} made of a leased {@link JobStore} (SQLite) and rawtrigger's own {@link Worker}. */
+export class StoreQueue implements JobQueue {
+  readonly store: JobStore
+  #worker: Worker | undefined
+
+  constructor (store: JobStore) {
+    this.store = store
+  }
+
+  /** Jobs running now in this process. */
+  get active (): number {
+    return this.#worker?.active ?? 0
+  }
+
+  add (job: NewJob): Promise<AddResult> {
+    return this.store.add(job)
+  }
+
+  get (id: string): Promise<JobView | undefined> {
+    return this.store.get(id)
+  }
+
+  stats (): Promise<StoreStats> {
+    return this.store.stats()
+  }
+
+  start (options: RunOptions): void {
+    this.#worker = new Worker({ ...options, store: this.store })
+    this.#worker.start()
+  }
+
+  notify (): void {
+    this.#worker?.notify()
+  }
+
+  async stop (graceMs: number): Promise<void> {
+    await this.#worker?.stop(graceMs)
+  }
+
+  close (): Promise<void> {
+    return this.store.close()
+  }
+}

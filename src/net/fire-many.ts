@@ -1,6 +1,6 @@
 import { InvalidOptionError } from '../errors.ts'
 import { parseTarget, type Body } from './request-bytes.ts'
-import { trigger, type TriggerOptions } from './trigger.ts'
+import { checkTriggerOptions, trigger, type TriggerOptions } from './trigger.ts'
 
 /** Sockets open at once by default. */
 export const FIRE_MANY_CONCURRENCY = 64
@@ -44,7 +44,8 @@ export async function fireMany (
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new InvalidOptionError(`concurrency must be a positive integer (got ${String(concurrency)})`)
   }
-  parseTarget(url) // an invalid URL rejects the whole run, before any connection
+  // Invalid URL, headers, method or timeouts reject the whole run, before any connection.
+  checkTriggerOptions(parseTarget(url), triggerOptions)
   const target = typeof url === 'string' ? new URL(url) : url // parsed once, not per trigger
   const start = performance.now()
   const iterator = Symbol.asyncIterator in bodies

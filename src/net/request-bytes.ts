@@ -83,12 +83,13 @@ function bodyBytes (body: Body | undefined): { bytes: Buffer | undefined, json: 
   if (proto !== Object.prototype && proto !== null && !Array.isArray(body)) {
     throw new InvalidBodyError('body must be a string, a Uint8Array, or a plain object or array (sent as JSON)')
   }
-  let text: string
+  let text: string | undefined
   try {
     text = JSON.stringify(body)
   } catch (cause) {
     throw new InvalidBodyError('body cannot be serialised as JSON', { cause })
   }
+  if (text === undefined) throw new InvalidBodyError('body serialises to nothing (a toJSON() that returns undefined)')
   return { bytes: Buffer.from(text, 'utf8'), json: true }
 }
 
@@ -115,6 +116,18 @@ function headerLines (headers: HeaderInput | undefined, seen: Set<string>): stri
     }
   }
   return out
+}
+
+/** The caller's `webhook-id` (any case), which a signature must cover; one value only. */
+function callerWebhookId (headers: HeaderInput | undefined): string | undefined {
+  if (headers === undefined) return undefined
+  for (const name of Object.keys(headers)) {
+    if (name.toLowerCase() !== 'webhook-id') continue
+    const value = headers[name]
+    if (typeof value === 'string' || typeof value === 'number') return String(value)
+    throw new InvalidHeaderValueError('webhook-id must be one value when the request is signed')
+  }
+  return undefined
 }
 
 /**
@@ -145,9 +158,9 @@ export function assemble (target: Target, options: RequestOptions, connection: '
   if (json && !seen.has('content-type')) head += 'Content-Type: application/json\r\n'
   if (!seen.has('user-agent')) head += `User-Agent: ${USER_AGENT}\r\n`
   if (options.secret !== undefined) {
-    const given = options.headers?.['webhook-id']
-    const signed = sign(options.secret, bytes ?? '', typeof given === 'string' ? { id: given } : {})
-    if (typeof given !== 'string') head += `webhook-id: ${signed['webhook-id']}\r\n`
+    const given = callerWebhookId(options.headers)
+    const signed = sign(options.secret, bytes ?? '', given === undefined ? {} : { id: given })
+    if (given === undefined) head += `webhook-id: ${signed['webhook-id']}\r\n`
     head += `webhook-timestamp: ${signed['webhook-timestamp']}\r\nwebhook-signature: ${signed['webhook-signature']}\r\n`
   }
   head += custom + '\r\n'

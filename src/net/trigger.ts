@@ -53,10 +53,21 @@ export interface TriggerResult {
   status?: number
 }
 
+// Node's timers hold 32-bit signed milliseconds; a larger delay fires after 1 ms.
+const MAX_TIMEOUT_MS = 2 ** 31 - 1
+
 function checkMs (name: string, value: unknown): void {
-  if (value !== undefined && (typeof value !== 'number' || !Number.isInteger(value) || value <= 0)) {
-    throw new InvalidOptionError(`${name} must be a positive integer of milliseconds (got ${String(value)})`)
+  if (value !== undefined && (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > MAX_TIMEOUT_MS)) {
+    throw new InvalidOptionError(`${name} must be an integer of milliseconds from 1 to ${MAX_TIMEOUT_MS} (got ${String(value)})`)
   }
+}
+
+/** Checks the options that do not depend on the body; throws the first problem. */
+export function checkTriggerOptions (target: Target, options: TriggerOptions): void {
+  checkMs('connectTimeoutMs', options.connectTimeoutMs)
+  checkMs('ackTimeoutMs', options.ackTimeoutMs)
+  const { body: _body, ...rest } = options
+  assemble(target, rest, 'close')
 }
 
 /**

@@ -134,6 +134,12 @@ export class RequestError extends TriggerError {
   readonly status: number = 400
 }
 
+/** The request is malformed HTTP, e.g. no `Host` header in HTTP/1.1 (400). */
+export class BadRequestError extends RequestError {
+  override readonly code = 'RT_ERR_BAD_REQUEST'
+  override name = 'BadRequestError'
+}
+
 /** The body is not valid JSON (400). */
 export class BadJsonError extends RequestError {
   override readonly code = 'RT_ERR_BAD_JSON'

@@ -9,7 +9,10 @@ const peers = new WeakMap<Socket, string>()
  * `socket.remoteAddress` is undefined, but its complete request must still be judged.
  */
 export function rememberPeer (socket: Socket): void {
-  if (socket.remoteAddress !== undefined) peers.set(socket, socket.remoteAddress)
+  // A client that reset before the accept leaves no remote address; a connection accepted on a
+  // loopback address can only come from loopback, so the local address stands in for it.
+  const address = socket.remoteAddress ?? (isLoopback(socket.localAddress) ? socket.localAddress : undefined)
+  if (address !== undefined) peers.set(socket, address)
 }
 
 /** The peer address of a socket, as seen when it was accepted. */

@@ -1,6 +1,6 @@
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
-import { ConfigError, NotFoundError } from '../errors.ts'
+import { BadRequestError, ConfigError, NotFoundError } from '../errors.ts'
 import { createLogger, type Logger, type LogLevel } from '../log.ts'
 import { secretKey, type Secret } from '../net/sign.ts'
 import type { AnyJobHandler, JobHandler } from '../queue/handler.ts'
@@ -116,9 +116,15 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
     requestTimeout: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
     keepAliveTimeout: options.keepAliveTimeoutMs ?? KEEP_ALIVE_TIMEOUT_MS,
     connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
-    requireHostHeader: true,
+    // Checked below instead, so the 400 carries the JSON error body like every other refusal.
+    requireHostHeader: false,
   }, (req, res) => {
     if (stopping) res.setHeader('Connection', 'close')
+    if (req.httpVersionMinor === 1 && req.headers.host === undefined) {
+      counters.rejected++
+      sendError(res, new BadRequestError('HTTP/1.1 request without a Host header (RFC 9112 §3.2)'), true)
+      return
+    }
     if (options.routes?.(req, res) === true) return
     if (!route(ctx, req, res)) sendError(res, new NotFoundError(`no route for ${req.method ?? ''} ${req.url ?? ''}`))
   })

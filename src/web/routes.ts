@@ -1,0 +1,203 @@
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import {
+  BadJsonError, BodyTooLargeError, ForbiddenError, MethodNotAllowedError, NotFoundError, RequestError, TriggerError, UnavailableError,
+  UnsupportedMediaTypeError, ValidationError,
+} from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { Secret } from '../net/sign.ts'
+import { trigger } from '../net/trigger.ts'
+import type { JobView } from '../queue/types.ts'
+import { isLoopback, peerOf } from '../server/auth.ts'
+import { readBody } from '../server/body.ts'
+import { sendError, sendJson } from '../server/respond.ts'
+import { EMAIL_MAX_BODY_BYTES, parseEmailJob } from '../smtp/email-job.ts'
+import { previewRecipients } from './recipients.ts'
+import { isStaticPath, sendStatic } from './static-files.ts'
+
+/** Campaigns whose addresses are kept in memory, so failures can be shown with the address. */
+const CAMPAIGNS_REMEMBERED = 5
+
+/** What the web routes use of the running receiver. Bound late: the routes exist before it listens. */
+export interface WebTarget {
+  /** The receiver's own URL, where `POST /jobs/email` is fired. */
+  url: string
+  /** The receiver's jobs (its queue or store), read directly by `GET /campaigns/:id`: no signature, same process. */
+  jobs: { get (id: string): Promise<JobView | undefined> }
+}
+
+/** Options of {@link createWebRoutes}. */
+export interface WebRoutesOptions {
+  /** The receiver, once it listens; undefined before (the routes answer 503). */
+  target: () => WebTarget | undefined
+  /** Signs the triggers when the receiver requires signatures. */
+  secret?: Secret
+  log?: Logger
+}
+
+/** The body of `POST /campaigns` and `POST /campaigns/preview`. */
+interface CampaignBody {
+  subject?: unknown
+  text?: unknown
+  recipients?: unknown
+  file?: unknown
+}
+
+const CAMPAIGN_PATH_RE = /^\/campaigns\/([A-Za-z0-9_-]{1,64})$/
+const JSON_TYPE_RE = /^application\/json\s*(?:;|$)/i
+
+/**
+ * Refuses what did not come from a page on this machine. The page has no login, and anyone who may
+ * use it can mail anyone, so: loopback peers only; a loopback `Host` (a DNS-rebinding page names its
+ * own host); and for POSTs, a JSON body (a cross-site form cannot send one without a CORS preflight,
+ * which is never answered) whose `Origin`, when sent, is this host.
+ */
+function checkLocal (req: IncomingMessage, post: boolean): void {
+  if (!isLoopback(peerOf(req.socket))) {
+    throw new ForbiddenError('the web page has no login: it answers loopback peers only; put your own app in front of rawtrigger')
+  }
+  const host = req.headers.host ?? ''
+  const hostname = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')
+  if (hostname !== 'localhost' && !isLoopback(hostname)) throw new ForbiddenError(`Host ${host} is not a loopback name`)
+  if (!post) return
+  const origin = req.headers.origin
+  if (origin !== undefined && origin !== `http://${host}`) throw new ForbiddenError(`cross-origin request from ${origin} refused`)
+  const type = req.headers['content-type']
+  if (type === undefined || !JSON_TYPE_RE.test(type)) throw new UnsupportedMediaTypeError(`Content-Type must be application/json (got ${type ?? 'none'})`)
+}
+
+function parseCampaignBody (body: Buffer): CampaignBody {
+  let json: unknown
+  try {
+    json = JSON.parse(body.toString('utf8'))
+  } catch (cause) {
+    throw new BadJsonError(`body is not valid JSON: ${(cause as Error).message}`)
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ValidationError('body', 'must be a JSON object')
+  return json as CampaignBody
+}
+
+/** The pasted list and the imported file of a campaign body, read and checked. */
+function recipientsOf (body: CampaignBody): ReturnType<typeof previewRecipients> {
+  const pasted = body.recipients ?? ''
+  if (typeof pasted !== 'string') throw new ValidationError('recipients', 'must be a string, one address per line')
+  if (body.file === undefined || body.file === null) return previewRecipients(pasted)
+  const file = body.file as { name?: unknown, text?: unknown }
+  if (typeof file.text !== 'string') throw new ValidationError('file.text', 'must be the file\'s text')
+  return previewRecipients(pasted, { name: typeof file.name === 'string' ? file.name : 'file', text: file.text })
+}
+
+/** A new job id: fits `/jobs/:id`, so the trigger's `webhook-id` becomes the job's id. */
+function newCampaignId (): string {
+  return `c_${randomUUID().replaceAll('-', '')}`
+}
+
+/**
+ * The web page and its app routes: `GET /` (and its two static files), `POST /campaigns/preview`
+ * (counts valid, invalid and duplicate addresses), `POST /campaigns` (validates, fires one trigger to
+ * `POST /jobs/email` and answers with the job id at once), `GET /campaigns/:id` (the job's progress,
+ * polled by the page). Returns a route function for `createReceiver({ routes })`.
+ */
+export function createWebRoutes (options: WebRoutesOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const remembered = new Map<string, string[]>()
+
+  function targetOrThrow (): WebTarget {
+    const target = options.target()
+    if (target === undefined) throw new UnavailableError('the receiver is not listening yet')
+    return target
+  }
+
+  async function preview (body: Buffer, res: ServerResponse): Promise<void> {
+    const { recipients: _list, ...counts } = recipientsOf(parseCampaignBody(body))
+    sendJson(res, 200, counts)
+  }
+
+  async function send (body: Buffer, res: ServerResponse): Promise<void> {
+    const target = targetOrThrow()
+    const campaign = parseCampaignBody(body)
+    const list = recipientsOf(campaign)
+    if (list.valid === 0) {
+      throw new ValidationError('recipients', list.total === 0 ? 'paste or import at least one address' : `no valid address among ${list.total} entries`)
+    }
+    const job = { subject: campaign.subject, text: campaign.text, recipients: list.recipients }
+    // The receiver checks again, but its 400 or 413 would reach nobody: a trigger does not read the answer.
+    parseEmailJob(job)
+    const json = JSON.stringify(job)
+    if (Buffer.byteLength(json) > EMAIL_MAX_BODY_BYTES) {
+      throw new BodyTooLargeError(`the job would be ${Buffer.byteLength(json)} bytes; the receiver takes at most ${EMAIL_MAX_BODY_BYTES}`)
+    }
+    const id = newCampaignId()
+    let fired
+    try {
+      fired = await trigger(new URL('/jobs/email', target.url), {
+        body: json,
+        headers: { 'content-type': 'application/json', 'webhook-id': id },
+        ...(options.secret === undefined ? {} : { secret: options.secret }),
+      })
+    } catch (err) {
+      options.log?.error({ err }, 'campaign trigger failed')
+      const code = err instanceof TriggerError ? err.code : 'RT_ERR_INTERNAL'
+      sendJson(res, 502, { error: { code, message: `could not reach the receiver: ${(err as Error).message}` } })
+      return
+    }
+    remembered.set(id, list.recipients.map((r) => r.email))
+    for (const old of remembered.keys()) {
+      if (remembered.size <= CAMPAIGNS_REMEMBERED) break
+      remembered.delete(old)
+    }
+    sendJson(res, 202, {
+      id,
+      recipients: list.valid,
+      invalid: list.invalid,
+      duplicates: list.duplicates,
+      trigger: { bytes: fired.bytes, totalMs: fired.totalMs },
+    })
+  }
+
+  async function progress (id: string, res: ServerResponse): Promise<void> {
+    const view = await targetOrThrow().jobs.get(id)
+    if (view === undefined) throw new NotFoundError(`no job ${id} yet`)
+    const emails = remembered.get(id)
+    const errors = view.errors.map((e) => {
+      const email = e.index === undefined ? undefined : emails?.[e.index]
+      return email === undefined ? e : { ...e, email }
+    })
+    sendJson(res, 200, { ...view, errors })
+  }
+
+  return function webRoutes (req, res) {
+    const path = (req.url ?? '/').split('?', 1)[0] as string
+    const method = req.method ?? ''
+    const fail = (err: unknown): void => {
+      if (!(err instanceof RequestError)) options.log?.error({ err, path }, 'web route failed')
+      sendError(res, err, !req.complete)
+    }
+    if (isStaticPath(path)) {
+      if (method === 'GET' || method === 'HEAD') sendStatic(res, path, method === 'HEAD')
+      else fail(new MethodNotAllowedError(`${method} is not allowed on ${path}; use GET`))
+      return true
+    }
+    const match = CAMPAIGN_PATH_RE.exec(path)
+    if (path !== '/campaigns' && match === null) return false
+    const post = method === 'POST'
+    try {
+      checkLocal(req, post)
+      if (match !== null && !(post && match[1] === 'preview') && method !== 'GET') {
+        throw new MethodNotAllowedError(`${method} is not allowed on ${path}; use GET`)
+      }
+      if (match === null && !post) throw new MethodNotAllowedError(`${method} is not allowed on ${path}; use POST`)
+    } catch (err) {
+      fail(err)
+      return true
+    }
+    if (!post) {
+      progress(match?.[1] as string, res).catch(fail)
+      return true
+    }
+    // Taken before any await (see readBody); a browser never half-closes, but the rule is the same.
+    readBody(req, EMAIL_MAX_BODY_BYTES)
+      .then((body) => (match === null ? send(body, res) : preview(body, res)))
+      .catch(fail)
+    return true
+  }
+}

@@ -184,7 +184,7 @@ export async function serve (argv: string[]): Promise<void> {
     throw err
   })
   listening = receiver
-  process.stdout.write(`rawtrigger listening on ${receiver.url} (jobs: ${Object.keys(options.handlers ?? {}).join(', ') || 'none'}; store: ${queueUrl === undefined ? resolve(options.dataDir ?? '') : redacted(queueUrl)}; concurrency ${options.concurrency ?? 1})\n`)
+  process.stdout.write(`rawtrigger listening on ${receiver.url} (jobs: ${Object.keys(options.handlers ?? {}).join(', ') || 'none'}; store: ${queueUrl === undefined ? resolve(options.dataDir ?? '') : redacted(queueUrl)}; mail: ${email.sink === undefined ? redacted(email.smtpUrl) : `${email.smtpUrl} (embedded sink)`}; concurrency ${options.concurrency ?? 1})\n`)
   log.info({ url: receiver.url }, 'listening')
 
   let stopping = false

@@ -173,8 +173,12 @@ export function createWebRoutes (options: WebRoutesOptions): (req: IncomingMessa
       sendError(res, err, !req.complete)
     }
     if (isStaticPath(path)) {
-      if (method === 'GET' || method === 'HEAD') sendStatic(res, path, method === 'HEAD')
-      else fail(new MethodNotAllowedError(`${method} is not allowed on ${path}; use GET`))
+      try {
+        if (method !== 'GET' && method !== 'HEAD') throw new MethodNotAllowedError(`${method} is not allowed on ${path}; use GET`)
+        sendStatic(res, path, method === 'HEAD')
+      } catch (err) {
+        fail(err) // e.g. an installation without the page's files: a 500 and a log line, not a crash
+      }
       return true
     }
     const match = CAMPAIGN_PATH_RE.exec(path)

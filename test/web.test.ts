@@ -1,0 +1,176 @@
+// The web page in a real browser: playwright-core driving Debian's chromium against `rawtrigger
+// serve` (a child process, the embedded SMTP sink on port 0). Never `npx playwright install`.
+// UPDATE_SCREENSHOT=1 also writes docs/screenshot.png (the README's picture of the page).
+import assert from 'node:assert/strict'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test, type TestContext } from 'node:test'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { request, tempDir } from './helpers/receiver.ts'
+import { ROOT, startServe, type ServeProcess } from './helpers/serve-process.ts'
+
+const CHROMIUM = '/usr/bin/chromium'
+const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+  '--disable-sync', '--no-first-run', '--disable-quic',
+]
+/** The page must show the job this soon after Send (DESIGN.md: "at once"). */
+const CONFIRM_MS = 1_000
+/** 300 recipients through the embedded sink take well under a second here; this is a guard. */
+const DONE_MS = 30_000
+const PHONE_WIDTH = 375
+
+const absent = !existsSync(CHROMIUM)
+const skip = absent && process.env.CI === undefined
+  ? `${CHROMIUM} not found: install Debian's chromium (apt-get install chromium) to run the browser tests`
+  : false
+
+async function launch (t: TestContext): Promise<Browser> {
+  assert.ok(!absent, `${CHROMIUM} not found, and CI is set: the browser test must run in CI (.ci/run installs it)`)
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 })
+  t.after(() => browser.close())
+  return browser
+}
+
+async function startServer (t: TestContext, args: string[] = []): Promise<ServeProcess> {
+  const serve = await startServe(t, tempDir(t, 'rawtrigger-web-'), ['--sink-port', '0', '--log-level', 'warn', ...args])
+  t.after(async () => {
+    if (serve.child.exitCode === null && serve.child.signalCode === null) {
+      serve.kill('SIGTERM')
+      await serve.exited
+    }
+  })
+  return serve
+}
+
+/** Runs `body`; when it throws, saves a screenshot of the page to a temp dir and says where. */
+async function withFailureShot (t: TestContext, page: Page, body: () => Promise<void>): Promise<void> {
+  try {
+    await body()
+  } catch (err) {
+    const dir = mkdtempSync(join(tmpdir(), 'rawtrigger-web-failure-'))
+    const path = join(dir, 'page.png')
+    await page.screenshot({ path, fullPage: true }).catch(() => {})
+    t.diagnostic(`screenshot of the failing page: ${path}`)
+    process.stderr.write(`web test failed; screenshot: ${path}\n`)
+    throw err
+  }
+}
+
+/** The little of the DOM the in-page functions use (tsconfig has no DOM lib; the casts vanish at run time). */
+interface PageGlobals { document: { querySelector (s: string): { textContent: string | null } | null, documentElement: { scrollWidth: number } } }
+
+const textOf = (page: Page, selector: string): Promise<string> => page.locator(selector).first().innerText()
+
+/** Waits until the element's text is `expected`; the message shows the last text seen. */
+async function waitForText (page: Page, selector: string, expected: string, timeoutMs: number): Promise<void> {
+  await page.waitForFunction(([sel, want]) => (globalThis as unknown as PageGlobals).document.querySelector(sel as string)?.textContent?.trim() === want,
+    [selector, expected], { timeout: timeoutMs, polling: 50 })
+    .catch(async (err: unknown) => {
+      const seen = await page.locator(selector).first().textContent().catch(() => null)
+      throw new Error(`${selector} never read ${JSON.stringify(expected)} (last: ${JSON.stringify(seen)})`, { cause: err })
+    })
+}
+
+test('the page: fill the form, import a CSV, see the counts, send, watch it reach N/N', { skip, timeout: 90_000 }, async (t) => {
+  const browser = await launch(t)
+  const serve = await startServer(t)
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  const pageErrors: string[] = []
+  page.on('pageerror', (err) => pageErrors.push(err.message))
+
+  // The CSV: 300 people, one of them twice (other case), one broken row; the pasted list adds
+  // 2 valid, 1 invalid and 1 that the CSV repeats.
+  const people = Array.from({ length: 300 }, (_, i) => `person${i + 1}@example.org,"Person ${i + 1}"`)
+  const csv = join(tempDir(t, 'rawtrigger-web-csv-'), 'subscribers.csv')
+  writeFileSync(csv, ['email,name', ...people, 'PERSON7@example.org,Again', 'broken@,Broken', ''].join('\n'))
+  const pasted = ['Ada Lovelace <ada@example.org>', 'grace@example.org', 'not an address', 'person1@example.org'].join('\n')
+  const total = 302
+
+  await withFailureShot(t, page, async () => {
+    await page.goto(serve.url + '/')
+    assert.equal(await page.title(), 'rawtrigger — send a campaign')
+    // Labels: every field is found by its visible label.
+    await page.getByLabel('Subject').fill('Spring news for {{name}}')
+    await page.getByLabel('Message').fill('Hello {{name}},\n\nthe spring newsletter is out.\n\n— The team')
+    await page.getByLabel('Paste addresses, one per line').fill(pasted)
+    await page.locator('input[type=file][name=recipientsFile]').setInputFiles(csv)
+    assert.equal(await page.locator('textarea[name=recipients]').inputValue(), pasted)
+    assert.equal(await page.locator('[name=subject]').inputValue(), 'Spring news for {{name}}')
+
+    await waitForText(page, '[data-count="valid"]', String(total), 5_000)
+    assert.equal(await textOf(page, '[data-count="invalid"]'), '2')
+    assert.equal(await textOf(page, '[data-count="duplicates"]'), '2')
+    assert.equal(await page.locator('[data-job-id]').count(), 0, 'no job before Send')
+
+    // Send from the keyboard: the button is a real, focusable submit button.
+    const submit = page.locator('[type=submit]')
+    await submit.focus()
+    const sentAt = Date.now()
+    await page.keyboard.press('Enter')
+    await page.locator('[data-job-id]').waitFor({ timeout: CONFIRM_MS })
+    const shownMs = Date.now() - sentAt
+    const id = await page.locator('[data-job-id]').getAttribute('data-job-id')
+    assert.match(id ?? '', /^c_[0-9a-f]{32}$/)
+    t.diagnostic(`job ${id} shown ${shownMs} ms after Send`)
+    assert.ok(shownMs < CONFIRM_MS, `the job id took ${shownMs} ms to show`)
+    assert.match(await textOf(page, '[data-state]'), /^(queued|running|done)$/)
+
+    await waitForText(page, '[data-progress]', `${total}/${total}`, DONE_MS)
+    await waitForText(page, '[data-state]', 'done', DONE_MS)
+
+    // Counted by the sink, not by the sender.
+    const mailbox = await request(`${serve.url}/mailbox?limit=1000`)
+    assert.equal(mailbox.json.received, total)
+    const to = new Set((mailbox.json.messages as Array<{ to: string[] }>).flatMap((m) => m.to))
+    assert.ok(to.has('ada@example.org') && to.has('person300@example.org') && !to.has('broken@'))
+    const job = await request(`${serve.url}/jobs/${id}`)
+    assert.equal(job.json.sent, total)
+
+    // The caught e-mails, like maildev: newest first; one opens with its decoded text.
+    await page.getByRole('button', { name: 'Refresh' }).click()
+    await waitForText(page, '#mailbox-count', String(total), 5_000)
+    await page.locator('.mail-item').first().click()
+    const body = await textOf(page, '.mail-body')
+    assert.match(body, /^Hello .+,\n\nthe spring newsletter is out\./)
+
+    // Readable at phone width: nothing wider than the screen.
+    await page.setViewportSize({ width: PHONE_WIDTH, height: 800 })
+    const width = await page.evaluate(() => (globalThis as unknown as PageGlobals).document.documentElement.scrollWidth)
+    assert.ok(width <= PHONE_WIDTH, `page is ${width} px wide at ${PHONE_WIDTH} px`)
+    await page.setViewportSize({ width: 1280, height: 900 })
+
+    const shot = join(tempDir(t, 'rawtrigger-web-shot-'), 'screenshot.png')
+    await page.mouse.move(0, 0)
+    await page.screenshot({ path: shot, fullPage: true })
+    if (process.env.UPDATE_SCREENSHOT === '1') {
+      mkdirSync(join(ROOT, 'docs'), { recursive: true })
+      copyFileSync(shot, join(ROOT, 'docs', 'screenshot.png'))
+      t.diagnostic('wrote docs/screenshot.png')
+    }
+    assert.deepEqual(pageErrors, [])
+  })
+})
+
+test('the page shows failed recipients with the SMTP reply', { skip, timeout: 60_000 }, async (t) => {
+  const { startSmtpServer } = await import('./helpers/smtp-server.ts')
+  const smtp = await startSmtpServer({ faults: { rcpt: { 'gone@example.org': { code: 550, message: '5.1.1 No such user', times: Infinity } } } })
+  t.after(() => smtp.close())
+  const browser = await launch(t)
+  const serve = await startServer(t, ['--smtp', smtp.url])
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  await withFailureShot(t, page, async () => {
+    await page.goto(serve.url + '/')
+    await page.getByLabel('Subject').fill('Hi')
+    await page.getByLabel('Message').fill('Hello')
+    await page.getByLabel('Paste addresses, one per line').fill('a@example.org\ngone@example.org\nb@example.org')
+    await page.locator('[type=submit]').click()
+    await waitForText(page, '[data-state]', 'done', DONE_MS)
+    assert.equal(await textOf(page, '[data-progress]'), '2/3')
+    assert.equal(await textOf(page, '[data-failed]'), '1')
+    assert.match(await textOf(page, '[data-failures]'), /gone@example\.org — 550 5\.1\.1 No such user/)
+    // Mail goes to a real server here: the page says nothing is caught.
+    await waitForText(page, '#mailbox-note', 'Mail goes to a real SMTP server (serve --smtp): nothing is caught here.', 5_000)
+  })
+})

@@ -188,6 +188,13 @@ export class MethodNotAllowedError extends RequestError {
   override readonly status = 405
 }
 
+/** The job is in a state that does not allow this: nothing failed to retry, already finished (409). */
+export class ConflictError extends RequestError {
+  override readonly code = 'RT_ERR_CONFLICT'
+  override name = 'ConflictError'
+  override readonly status = 409
+}
+
 /** The body is larger than the limit (413); answered without reading the rest. */
 export class BodyTooLargeError extends RequestError {
   override readonly code = 'RT_ERR_BODY_TOO_LARGE'

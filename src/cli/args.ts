@@ -26,3 +26,13 @@ export function intFlag (name: string, value: string | undefined, min = 1): numb
   if (!Number.isInteger(n) || n < min) throw new InvalidOptionError(`${name} must be an integer >= ${min} (got ${value})`)
   return n
 }
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** A duration flag: `90s`, `30m`, `12h`, `7d`, plain milliseconds, or `0`. */
+export function durationFlag (name: string, value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(value.trim())
+  if (match === null) throw new InvalidOptionError(`${name} must be a duration like 7d, 12h, 30m, 90s or 0 (got ${value})`)
+  return Number(match[1]) * (UNIT_MS[match[2] ?? 'ms'] as number)
+}

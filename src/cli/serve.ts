@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -8,7 +9,7 @@ import type { AnyJobHandler } from '../queue/handler.ts'
 import { BullmqQueue } from '../queue/bullmq-queue.ts'
 import { createReceiver, type Receiver, type ReceiverOptions } from '../server/receiver.ts'
 import { createWebRoutes } from '../web/routes.ts'
-import { intFlag } from './args.ts'
+import { durationFlag, intFlag } from './args.ts'
 
 export const SERVE_HELP = `rawtrigger serve [options]   receive triggers, store jobs durably, run them after the socket closed
 
@@ -44,6 +45,10 @@ Scaling out on Redis (BullMQ):
   --queue-prefix <p>    Redis key prefix (default rawtrigger)
   --chunk-size <n>      recipients per BullMQ job (default 200)
   --rate-limit <n>      e-mails per second across all workers       env RATE_LIMIT
+Operating:
+  --retain <duration>   delete finished jobs after this: 7d (default), 12h, 0 = keep
+  --unsubscribe-url <t> List-Unsubscribe one-click URL, {{email}} and {{job}} filled
+  --dkim-domain <d> --dkim-selector <s> --dkim-key-file <pem>   sign every message
   --log-level <level>   ${LOG_LEVELS.join(', ')} (default info)      env LOG_LEVEL
 
 Prints one line with the URL it serves; logs are JSON lines on stderr.
@@ -88,6 +93,16 @@ function emailOptions (values: Record<string, string | boolean | undefined>, log
   if (smtp !== undefined) options.smtpUrl = smtp
   const from = flag('from') ?? env('MAIL_FROM')
   if (from !== undefined) options.from = from
+  const unsubscribeUrl = flag('unsubscribe-url') ?? env('UNSUBSCRIBE_URL')
+  if (unsubscribeUrl !== undefined) options.unsubscribeUrl = unsubscribeUrl
+  const dkim = [flag('dkim-domain'), flag('dkim-selector'), flag('dkim-key-file')]
+  if (dkim.some((v) => v !== undefined)) {
+    const [domainName, keySelector, keyFile] = dkim
+    if (domainName === undefined || keySelector === undefined || keyFile === undefined) {
+      throw new InvalidOptionError('DKIM needs all three: --dkim-domain, --dkim-selector and --dkim-key-file')
+    }
+    options.dkim = { domainName, keySelector, privateKey: readFileSync(keyFile, 'utf8') }
+  }
   const ints: Array<[keyof EmailServiceOptions, string, string | undefined, number]> = [
     ['sinkPort', '--sink-port', flag('sink-port'), 0],
     ['retryBaseMs', '--retry-base-ms', flag('retry-base-ms') ?? env('RETRY_BASE_MS'), 1],
@@ -122,6 +137,11 @@ export async function serve (argv: string[]): Promise<void> {
       'queue-prefix': { type: 'string' },
       'chunk-size': { type: 'string' },
       'rate-limit': { type: 'string' },
+      retain: { type: 'string' },
+      'unsubscribe-url': { type: 'string' },
+      'dkim-domain': { type: 'string' },
+      'dkim-selector': { type: 'string' },
+      'dkim-key-file': { type: 'string' },
       'log-level': { type: 'string' },
       smtp: { type: 'string' },
       'sink-port': { type: 'string' },
@@ -161,6 +181,8 @@ export async function serve (argv: string[]): Promise<void> {
   if (graceMs !== undefined) options.graceMs = graceMs
   const leaseMs = intFlag('--lease-ms', values['lease-ms'], 100)
   if (leaseMs !== undefined) options.leaseMs = leaseMs
+  const retainMs = durationFlag('--retain', values.retain ?? env('RETAIN'))
+  if (retainMs !== undefined) options.retainMs = retainMs
 
   const queueUrl = values.queue ?? env('QUEUE_URL')
   if (queueUrl !== undefined) {
@@ -171,6 +193,7 @@ export async function serve (argv: string[]): Promise<void> {
       ...(values['queue-prefix'] === undefined ? {} : { prefix: values['queue-prefix'] }),
       ...(chunkSize === undefined ? {} : { chunkSize }),
       ...(rateLimit === undefined ? {} : { rateLimit }),
+      ...(options.retainMs === undefined ? {} : { retainMs: options.retainMs }),
     })
   }
   const email = await startEmailService(emailOptions(values, log))

@@ -3,10 +3,14 @@ import { DelayedError, Queue, Worker, type Job } from 'bullmq'
 import { Redis } from 'ioredis'
 import { ConfigError, StoreError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import type { JobContext, JobHandler } from './handler.ts'
+import type { ItemEvent, JobContext, JobHandler } from './handler.ts'
 import { CHUNK_DONE, CREATE_JOB, MARK_ITEM, SET_STATE, parseItem } from './redis-scripts.ts'
 import { jobIdFor } from './types.ts'
-import type { AddResult, DueItem, ItemOutcome, JobErrorView, JobQueue, JobState, JobView, NewJob, RunOptions, StoreStats } from './types.ts'
+import { RedisControl, summaryOf } from './redis-control.ts'
+import type {
+  AddResult, ControlResult, DueItem, ItemOutcome, JobErrorView, JobList, JobListQuery, JobQueue, JobView, NewJob, RunOptions,
+  StoreStats, SuppressionList,
+} from './types.ts'
 
 /** Recipients per BullMQ job: the unit many workers share, and at most what a killed worker redoes. */
 export const CHUNK_SIZE = 200
@@ -28,6 +32,8 @@ export interface BullmqQueueOptions {
   chunkSize?: number
   /** Global limit in items (e-mails) per second across every worker on this Redis. */
   rateLimit?: number
+  /** How long BullMQ keeps finished chunk jobs (its removeOnComplete/removeOnFail age). @default 7 days */
+  retainMs?: number
 }
 
 interface ChunkData { id: string, type: string, chunk: number, start: number, end: number }
@@ -48,7 +54,9 @@ export class BullmqQueue implements JobQueue {
   readonly #prefix: string
   readonly #chunkSize: number
   readonly #rateLimit: number | undefined
+  readonly #retainS: number
   readonly #payloads = new Map<string, unknown>()
+  readonly #control: RedisControl
   #worker: Worker | undefined
   #abort = new AbortController()
 
@@ -64,15 +72,58 @@ export class BullmqQueue implements JobQueue {
     this.#prefix = options.prefix ?? 'rawtrigger'
     this.#chunkSize = options.chunkSize ?? CHUNK_SIZE
     this.#rateLimit = options.rateLimit
+    this.#retainS = Math.ceil((options.retainMs ?? 7 * 24 * 3600 * 1000) / 1000)
     // Intake fails fast (503) while Redis is away instead of queueing commands in memory.
     this.#redis = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
     this.#redis.on('error', () => {}) // reconnects by itself; each command reports its own failure
-    this.#redis.defineCommand('rtCreate', { numberOfKeys: 2, lua: CREATE_JOB })
-    this.#redis.defineCommand('rtState', { numberOfKeys: 2, lua: SET_STATE })
+    this.#redis.defineCommand('rtCreate', { numberOfKeys: 4, lua: CREATE_JOB })
+    this.#redis.defineCommand('rtState', { numberOfKeys: 3, lua: SET_STATE })
     this.#redis.defineCommand('rtMark', { numberOfKeys: 4, lua: MARK_ITEM })
-    this.#redis.defineCommand('rtChunkDone', { numberOfKeys: 3, lua: CHUNK_DONE })
+    this.#redis.defineCommand('rtChunkDone', { numberOfKeys: 4, lua: CHUNK_DONE })
     this.#queue = new Queue('jobs', { connection: { url: options.url }, prefix: this.#prefix })
     this.#queue.on('error', () => {})
+    this.#control = new RedisControl(this.#redis, (kind, id) => this.#key(kind, id), (id, type, indexes) => this.#requeue(id, type, indexes))
+  }
+
+  /** Chunks holding re-queued items run again, as new BullMQ jobs (the finished ones keep their ids). */
+  async #requeue (id: string, type: string, indexes: number[]): Promise<void> {
+    const total = Number(await this.#redis.hget(this.#key('job', id), 'total'))
+    const chunks = [...new Set(indexes.map((i) => Math.floor(i / this.#chunkSize)))]
+    await this.#redis.srem(this.#key('chunks', id), ...chunks.map(String))
+    const round = Date.now().toString(36)
+    await this.#queue.addBulk(chunks.map((n) => ({
+      name: type,
+      data: { id, type, chunk: n, start: n * this.#chunkSize, end: Math.min(total, (n + 1) * this.#chunkSize) } satisfies ChunkData,
+      opts: { jobId: `${id}-c${n}-r${round}`, attempts: CHUNK_ATTEMPTS, backoff: { type: 'exponential', delay: CHUNK_BACKOFF_MS } },
+    })))
+  }
+
+  list (query: JobListQuery): Promise<JobList> {
+    return this.#wrap('read', () => this.#control.list(query))
+  }
+
+  retry (id: string): Promise<ControlResult | undefined> {
+    return this.#wrap('write', () => this.#control.retry(id))
+  }
+
+  cancel (id: string): Promise<ControlResult | undefined> {
+    return this.#wrap('write', () => this.#control.cancel(id))
+  }
+
+  purge (before: number): Promise<number> {
+    return this.#wrap('purge', () => this.#control.purge(before))
+  }
+
+  get suppressions (): SuppressionList {
+    return this.#control
+  }
+
+  async #wrap<T> (op: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      throw storeError(op, err)
+    }
   }
 
   #key (kind: string, id = ''): string {
@@ -87,7 +138,8 @@ export class BullmqQueue implements JobQueue {
     const id = jobIdFor(job.dedupKey, randomUUID)
     const chunks = Math.max(1, Math.ceil(job.items / this.#chunkSize))
     try {
-      const created = await this.#call('rtCreate', this.#key('job', id), this.#key('stats'), job.type, JSON.stringify(job.payload), job.items, chunks, Date.now())
+      const created = await this.#call('rtCreate', this.#key('job', id), this.#key('stats'), this.#key('index'), this.#key('seq'),
+        job.type, JSON.stringify(job.payload), job.items, chunks, Date.now(), id)
       // Also for a duplicate: a crash between the record and its chunks is mended by the resend.
       // Chunk ids are fixed, so BullMQ adds each chunk once.
       await this.#queue.addBulk(Array.from({ length: chunks }, (_, n) => ({
@@ -112,15 +164,7 @@ export class BullmqQueue implements JobQueue {
         return { index: Number(idx), message: item.error, attempts: item.attempts, state: item.state === 'f' ? 'failed' : 'pending' }
       })
       if (h.error !== undefined) errors.push({ message: h.error, attempts: Number(h.attempts) })
-      const total = Number(h.total)
-      const view: JobView = {
-        id, type: h.type as string, state: h.state as JobState, total, sent: Number(h.done), failed: Number(h.failed),
-        pending: total - Number(h.done) - Number(h.failed), attempts: Number(h.attempts),
-        createdAt: new Date(Number(h.createdAt)).toISOString(), errors,
-      }
-      if (h.startedAt !== undefined) view.startedAt = new Date(Number(h.startedAt)).toISOString()
-      if (h.finishedAt !== undefined) view.finishedAt = new Date(Number(h.finishedAt)).toISOString()
-      return view
+      return { ...summaryOf(id, h), errors }
     } catch (err) {
       throw storeError('read', err)
     }
@@ -131,7 +175,7 @@ export class BullmqQueue implements JobQueue {
       const h = await this.#redis.hgetall(this.#key('stats'))
       const n = (k: string): number => Number(h[k] ?? 0)
       return {
-        jobs: { queued: n('jobs:queued'), running: n('jobs:running'), done: n('jobs:done'), failed: n('jobs:failed') },
+        jobs: { queued: n('jobs:queued'), running: n('jobs:running'), done: n('jobs:done'), failed: n('jobs:failed'), cancelled: n('jobs:cancelled') },
         items: { done: n('items:done'), failed: n('items:failed'), pending: n('items:total') - n('items:done') - n('items:failed') },
       }
     } catch (err) {
@@ -149,8 +193,9 @@ export class BullmqQueue implements JobQueue {
       lockDuration,
       stalledInterval: lockDuration,
       maxStalledCount: 3,
-      removeOnComplete: { age: 7 * 24 * 3600 },
-      removeOnFail: { age: 7 * 24 * 3600 },
+      // A retention of 0 keeps everything, as on SQLite.
+      removeOnComplete: this.#retainS === 0 ? { count: Number.MAX_SAFE_INTEGER } : { age: this.#retainS },
+      removeOnFail: this.#retainS === 0 ? { count: Number.MAX_SAFE_INTEGER } : { age: this.#retainS },
       // BullMQ limits jobs; a chunk of C items may start every C/rate seconds, so items stay at
       // `rateLimit` per second across all workers on average.
       ...(this.#rateLimit === undefined ? {} : { limiter: { max: 1, duration: Math.ceil(this.#chunkSize * 1000 / this.#rateLimit) } }),
@@ -158,7 +203,7 @@ export class BullmqQueue implements JobQueue {
     this.#worker.on('error', (err) => options.log.warn({ err }, 'BullMQ worker error'))
     this.#worker.on('failed', (job, err) => {
       if (job === undefined || job.attemptsMade < (job.opts.attempts ?? 1)) return
-      this.#call('rtState', this.#key('job', job.data.id), this.#key('stats'), 'failed', Date.now(), err.message)
+      this.#call('rtState', this.#key('job', job.data.id), this.#key('stats'), this.#key('finished'), 'failed', Date.now(), err.message, job.data.id)
         .catch((e: unknown) => options.log.error({ err: e }, 'recording a failed job failed'))
     })
   }
@@ -167,9 +212,9 @@ export class BullmqQueue implements JobQueue {
     const { id, type, chunk, start, end } = job.data
     const handler = options.handlers.get(type) as JobHandler<unknown>
     const log = options.log.child({ job: id, chunk, run: job.attemptsMade + 1 })
-    const state = await this.#call('rtState', this.#key('job', id), this.#key('stats'), 'running', Date.now(), '')
+    const state = await this.#call('rtState', this.#key('job', id), this.#key('stats'), this.#key('finished'), 'running', Date.now(), '', id)
     if (state !== 'running') return // failed, cancelled or gone: nothing to do
-    const ctx = this.#context(id, start, end, job.attemptsMade + 1, await this.#payload(id), log)
+    const ctx = this.#context(id, start, end, job.attemptsMade + 1, await this.#payload(id), log, options.observe ?? (() => {}))
     await handler.run(ctx)
     const pending = await this.#pendingIn(id, start, end)
     if (pending !== undefined) {
@@ -177,7 +222,7 @@ export class BullmqQueue implements JobQueue {
       await job.moveToDelayed(this.#abort.signal.aborted ? Date.now() : pending, token)
       throw new DelayedError()
     }
-    await this.#call('rtChunkDone', this.#key('chunks', id), this.#key('job', id), this.#key('stats'), chunk, Date.now())
+    await this.#call('rtChunkDone', this.#key('chunks', id), this.#key('job', id), this.#key('stats'), this.#key('finished'), chunk, Date.now(), id)
   }
 
   async #payload (id: string): Promise<unknown> {
@@ -203,12 +248,13 @@ export class BullmqQueue implements JobQueue {
     return due
   }
 
-  #context (id: string, start: number, end: number, attempts: number, payload: unknown, log: Logger): JobContext<unknown> {
+  #context (id: string, start: number, end: number, attempts: number, payload: unknown, log: Logger, observe: (e: ItemEvent) => void): JobContext<unknown> {
     const redis = this.#redis
     const keys = [this.#key('job', id), this.#key('items', id), this.#key('errors', id), this.#key('stats')]
     const signal = this.#abort.signal
+    const control = this.#control
     return {
-      id, payload, attempts, signal, log,
+      id, payload, attempts, signal, log, observe, suppressions: control,
       items: end - start,
       async * dueItems (): AsyncGenerator<DueItem> {
         if (end <= start) return
@@ -217,7 +263,8 @@ export class BullmqQueue implements JobQueue {
         for (let i = 0; i < raw.length; i++) {
           const item = parseItem(raw[i] ?? null)
           if (signal.aborted) return
-          if (item.state === 'p' && item.dueAt <= now) yield { index: start + i, attempts: item.attempts }
+          // Re-checked per item: a cancel stops the chunk before its next message.
+          if (item.state === 'p' && item.dueAt <= now && await control.itemPending(id, start + i)) yield { index: start + i, attempts: item.attempts }
         }
       },
       markItem: async (index: number, outcome: ItemOutcome) => {

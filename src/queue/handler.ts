@@ -1,5 +1,5 @@
 import type { Logger } from '../log.ts'
-import type { DueItem, ItemOutcome } from './types.ts'
+import type { DueItem, ItemOutcome, SuppressionList } from './types.ts'
 
 /** What a handler's `parse` returns for a valid payload. */
 export interface ParsedJob<P> {
@@ -26,6 +26,17 @@ export interface JobContext<P> {
   dueItems (): AsyncIterable<DueItem>
   /** Records one item's outcome durably before it resolves. */
   markItem (index: number, outcome: ItemOutcome): Promise<void>
+  /** Addresses later jobs skip (hard bounces, unsubscribes). */
+  readonly suppressions: SuppressionList
+  /** Reports an item's outcome to the metrics. */
+  observe (event: ItemEvent): void
+}
+
+/** What a job handler reports per item, for `/metrics`. */
+export interface ItemEvent {
+  outcome: 'sent' | 'failed' | 'retry' | 'suppressed'
+  /** The SMTP reply code, when there was one. */
+  code?: number
 }
 
 /**

@@ -2,19 +2,25 @@
 // step, whichever process calls it. Items are stored as "state|attempts|dueAt|error" with state
 // p (pending), d (done) or f (failed); an absent item is pending with no attempts.
 
-/** KEYS: job, stats. ARGV: type, payload, total, chunks, now. Returns 1 when created, 0 when it existed. */
+/**
+ * KEYS: job, stats, index, seq. ARGV: type, payload, total, chunks, now, id.
+ * Returns 1 when created, 0 when it existed. The index orders jobs for `GET /jobs`, newest first.
+ */
 export const CREATE_JOB = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local seq = redis.call('INCR', KEYS[4])
+redis.call('ZADD', KEYS[3], seq, ARGV[6])
 redis.call('HSET', KEYS[1], 'type', ARGV[1], 'payload', ARGV[2], 'total', ARGV[3], 'chunks', ARGV[4],
-  'state', 'queued', 'createdAt', ARGV[5], 'done', 0, 'failed', 0, 'attempts', 0)
+  'state', 'queued', 'createdAt', ARGV[5], 'done', 0, 'failed', 0, 'attempts', 0, 'seq', seq)
 redis.call('HINCRBY', KEYS[2], 'jobs:queued', 1)
 redis.call('HINCRBY', KEYS[2], 'items:total', ARGV[3])
 return 1
 `
 
 /**
- * KEYS: job, stats. ARGV: new state, now, error. Moves a job between states and the counters with
- * it; done and failed are final. Returns the state the job is in afterwards.
+ * KEYS: job, stats, finished. ARGV: new state, now, error, id. Moves a job between states and the
+ * counters with it; done, failed and cancelled are final (and enter the retention index).
+ * Returns the state the job is in afterwards.
  */
 export const SET_STATE = `
 local old = redis.call('HGET', KEYS[1], 'state')
@@ -28,6 +34,7 @@ if ARGV[1] == 'running' then
   redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 elseif ARGV[1] ~= 'queued' then
   redis.call('HSET', KEYS[1], 'finishedAt', ARGV[2])
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
 end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
 return ARGV[1]
@@ -66,8 +73,8 @@ return 1
 `
 
 /**
- * KEYS: chunk set, job, stats. ARGV: chunk number, now. Records one finished chunk once; the last
- * one ends the job as done. Returns the number of chunks finished.
+ * KEYS: chunk set, job, stats, finished. ARGV: chunk number, now, id. Records one finished chunk
+ * once; the last one ends the job as done. Returns the number of chunks finished.
  */
 export const CHUNK_DONE = `
 redis.call('SADD', KEYS[1], ARGV[1])
@@ -76,6 +83,7 @@ local chunks = tonumber(redis.call('HGET', KEYS[2], 'chunks'))
 local state = redis.call('HGET', KEYS[2], 'state')
 if n >= chunks and (state == 'queued' or state == 'running') then
   redis.call('HSET', KEYS[2], 'state', 'done', 'finishedAt', ARGV[2])
+  redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
   redis.call('HINCRBY', KEYS[3], 'jobs:' .. state, -1)
   redis.call('HINCRBY', KEYS[3], 'jobs:done', 1)
 end

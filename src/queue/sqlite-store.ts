@@ -4,59 +4,17 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { StoreError } from '../errors.ts'
 import { jobIdFor } from './types.ts'
+import { MAX_ERRORS_SHOWN, SCHEMA, toView, type ItemErrorRow, type JobRow } from './sqlite-schema.ts'
 import type {
-  AddResult, ClaimedJob, DueItem, ItemOutcome, JobErrorView, JobState, JobStore, JobView, NewJob, StoreStats,
+  AddResult, ClaimedJob, ControlResult, DueItem, ItemOutcome, JobList, JobListQuery, JobState, JobStore, JobView,
+  NewJob, StoreStats, SuppressionList,
 } from './types.ts'
+import { SqliteControl } from './sqlite-control.ts'
 
 /** How long a write waits for a lock held by another process before it fails (blocks the event loop). */
 const BUSY_TIMEOUT_MS = 2_000
-/** Errors listed by `GET /jobs/:id`. */
-const MAX_ERRORS_SHOWN = 20
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS jobs (
-  seq         INTEGER PRIMARY KEY,
-  id          TEXT NOT NULL UNIQUE,
-  type        TEXT NOT NULL,
-  payload     TEXT NOT NULL,
-  state       TEXT NOT NULL,
-  total       INTEGER NOT NULL,
-  done        INTEGER NOT NULL DEFAULT 0,
-  failed      INTEGER NOT NULL DEFAULT 0,
-  attempts    INTEGER NOT NULL DEFAULT 0,
-  due_at      INTEGER NOT NULL,
-  lease_until INTEGER,
-  owner       INTEGER,
-  items_ready INTEGER NOT NULL DEFAULT 0,
-  dedup_key   TEXT UNIQUE,
-  error       TEXT,
-  created_at  INTEGER NOT NULL,
-  started_at  INTEGER,
-  finished_at INTEGER
-);
-CREATE INDEX IF NOT EXISTS jobs_state_due ON jobs (state, due_at);
-CREATE TABLE IF NOT EXISTS items (
-  job_seq  INTEGER NOT NULL,
-  idx      INTEGER NOT NULL,
-  state    TEXT NOT NULL DEFAULT 'pending',
-  attempts INTEGER NOT NULL DEFAULT 0,
-  due_at   INTEGER NOT NULL DEFAULT 0,
-  error    TEXT,
-  PRIMARY KEY (job_seq, idx)
-) WITHOUT ROWID;
-`
-
-interface JobRow {
-  seq: number, id: string, type: string, payload: string, state: JobState, total: number, done: number,
-  failed: number, attempts: number, items_ready: number, error: string | null,
-  created_at: number, started_at: number | null, finished_at: number | null
-}
 
 interface Pending { job: NewJob, resolve: (r: AddResult) => void, reject: (e: unknown) => void }
-
-function iso (ms: number | null): string | undefined {
-  return ms === null ? undefined : new Date(ms).toISOString()
-}
 
 function isAlive (pid: number): boolean {
   try {
@@ -82,6 +40,7 @@ export class SqliteStore implements JobStore {
   readonly #stmt
   readonly #addBatch
   readonly #claimTx
+  readonly #control: SqliteControl
   #pending: Pending[] = []
   #flushScheduled = false
 
@@ -130,6 +89,7 @@ export class SqliteStore implements JobStore {
       end: db.prepare(`UPDATE jobs SET state = ?, due_at = ?, lease_until = NULL, finished_at = ?, error = ?
         WHERE id = ? AND attempts = ? AND state = 'running'`),
     }
+    this.#control = new SqliteControl(db)
     this.#expireDeadOwners()
     this.#addBatch = db.transaction((batch: Pending[]) => {
       const now = Date.now()
@@ -202,25 +162,14 @@ export class SqliteStore implements JobStore {
     return this.#run('read', () => {
       const row = this.#stmt.get.get(id) as JobRow | undefined
       if (row === undefined) return undefined
-      const errors: JobErrorView[] = (this.#stmt.errors.all(row.seq) as Array<{ idx: number, error: string, attempts: number, state: string }>)
-        .map((e) => ({ index: e.idx, message: e.error, attempts: e.attempts, state: e.state }))
-      if (row.error !== null) errors.push({ message: row.error, attempts: row.attempts })
-      const view: JobView = {
-        id: row.id, type: row.type, state: row.state, total: row.total, sent: row.done, failed: row.failed,
-        pending: row.total - row.done - row.failed, attempts: row.attempts,
-        createdAt: new Date(row.created_at).toISOString(), errors,
-      }
-      const startedAt = iso(row.started_at)
-      if (startedAt !== undefined) view.startedAt = startedAt
-      const finishedAt = iso(row.finished_at)
-      if (finishedAt !== undefined) view.finishedAt = finishedAt
-      return view
+      const errors = this.#stmt.errors.all(row.seq) as ItemErrorRow[]
+      return toView(row, errors)
     })
   }
 
   stats (): Promise<StoreStats> {
     return this.#run('read', () => {
-      const out: StoreStats = { jobs: { queued: 0, running: 0, done: 0, failed: 0 }, items: { done: 0, failed: 0, pending: 0 } }
+      const out: StoreStats = { jobs: { queued: 0, running: 0, done: 0, failed: 0, cancelled: 0 }, items: { done: 0, failed: 0, pending: 0 } }
       for (const r of this.#stmt.stats.all() as Array<{ state: JobState, n: number, done: number, failed: number, total: number }>) {
         if (r.state in out.jobs) out.jobs[r.state as keyof StoreStats['jobs']] = r.n
         out.items.done += r.done
@@ -291,6 +240,30 @@ export class SqliteStore implements JobStore {
 
   release (id: string, attempts: number): Promise<void> {
     return this.#run('write', () => { this.#stmt.end.run('queued', Date.now(), null, null, id, attempts) })
+  }
+
+  list (query: JobListQuery): Promise<JobList> {
+    return this.#run('read', () => this.#control.list(query))
+  }
+
+  retry (id: string): Promise<ControlResult | undefined> {
+    return this.#run('write', () => this.#control.retry(id))
+  }
+
+  cancel (id: string): Promise<ControlResult | undefined> {
+    return this.#run('write', () => this.#control.cancel(id))
+  }
+
+  purge (before: number): Promise<number> {
+    return this.#run('purge', () => this.#control.purge(before))
+  }
+
+  itemPending (id: string, index: number): Promise<boolean> {
+    return this.#run('read', () => this.#control.itemPending(id, index))
+  }
+
+  get suppressions (): SuppressionList {
+    return this.#control
   }
 
   async close (): Promise<void> {

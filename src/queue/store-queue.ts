@@ -1,4 +1,6 @@
-import type { AddResult, JobQueue, JobStore, JobView, NewJob, RunOptions, StoreStats } from './types.ts'
+import type {
+  AddResult, ControlResult, JobList, JobListQuery, JobQueue, JobStore, JobView, NewJob, RunOptions, StoreStats, SuppressionList,
+} from './types.ts'
 import { Worker } from './worker.ts'
 
 /** A {@link JobQueue} made of a leased {@link JobStore} (SQLite) and rawtrigger's own {@link Worker}. */
@@ -25,6 +27,26 @@ export class StoreQueue implements JobQueue {
 
   stats (): Promise<StoreStats> {
     return this.store.stats()
+  }
+
+  list (query: JobListQuery): Promise<JobList> {
+    return this.store.list(query)
+  }
+
+  retry (id: string): Promise<ControlResult | undefined> {
+    return this.store.retry(id)
+  }
+
+  cancel (id: string): Promise<ControlResult | undefined> {
+    return this.store.cancel(id)
+  }
+
+  purge (before: number): Promise<number> {
+    return this.store.purge(before)
+  }
+
+  get suppressions (): SuppressionList {
+    return this.store.suppressions
   }
 
   start (options: RunOptions): void {

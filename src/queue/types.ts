@@ -1,5 +1,5 @@
 import type { Logger } from '../log.ts'
-import type { JobHandler } from './handler.ts'
+import type { ItemEvent, JobHandler } from './handler.ts'
 
 /** The states of a job. A job whose items all ended (some failed) is `done`; `failed` means it could not run. */
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled'
@@ -56,6 +56,8 @@ export interface JobView {
   sent: number
   failed: number
   pending: number
+  /** Items a cancel stopped before they were tried (cancelled jobs only). */
+  cancelled?: number
   attempts: number
   createdAt: string
   startedAt?: string
@@ -64,9 +66,53 @@ export interface JobView {
   errors: JobErrorView[]
 }
 
+/** A job as `GET /jobs` lists it. */
+export type JobSummary = Omit<JobView, 'errors'>
+
+/** `GET /jobs?state=&limit=&before=`: newest first; `next` is the `before` of the next page. */
+export interface JobListQuery {
+  state?: JobState
+  /** @default 50, at most 500 */
+  limit?: number
+  /** Cursor from a previous page's `next`. */
+  before?: string
+}
+
+/** A page of jobs. */
+export interface JobList {
+  jobs: JobSummary[]
+  next?: string
+}
+
+/** What a retry or cancel did; undefined from the store when the job does not exist. */
+export interface ControlResult {
+  /** Items re-queued (retry) or cancelled (cancel). */
+  items: number
+  state: JobState
+}
+
+/** One suppressed address. */
+export interface Suppression {
+  email: string
+  reason: string
+  createdAt: string
+}
+
+/** Addresses later jobs skip: hard bounces and unsubscribes. Case-insensitive. */
+export interface SuppressionList {
+  /** Alphabetical, from `after` on. */
+  listSuppressed (limit: number, after?: string): Promise<Suppression[]>
+  /** Adds or updates an address; true when it was new. */
+  suppress (email: string, reason: string): Promise<boolean>
+  /** True when it was there. */
+  unsuppress (email: string): Promise<boolean>
+  /** The reasons of those of `emails` that are suppressed, by lower-cased address. */
+  suppressed (emails: readonly string[]): Promise<Map<string, string>>
+}
+
 /** `GET /stats`, the store's part. */
 export interface StoreStats {
-  jobs: Record<'queued' | 'running' | 'done' | 'failed', number>
+  jobs: Record<'queued' | 'running' | 'done' | 'failed' | 'cancelled', number>
   items: { done: number, failed: number, pending: number }
 }
 
@@ -90,7 +136,7 @@ export interface DueItem {
  * Durable job storage with leases. Every method that changes state commits before it resolves.
  * Two implementations keep the same behaviour: SQLite (embedded) and BullMQ (Redis).
  */
-export interface JobStore {
+export interface JobStore extends JobControl {
   add (job: NewJob): Promise<AddResult>
   get (id: string): Promise<JobView | undefined>
   stats (): Promise<StoreStats>
@@ -108,7 +154,21 @@ export interface JobStore {
   failRun (id: string, attempts: number, message: string, retryAt?: number): Promise<void>
   /** Gives a running job back (graceful stop): queued, due at once. */
   release (id: string, attempts: number): Promise<void>
+  /** True while the item may still be sent: pending, and its job not cancelled. */
+  itemPending (id: string, index: number): Promise<boolean>
   close (): Promise<void>
+}
+
+/** Job control and retention, the same on every store. */
+export interface JobControl {
+  list (query: JobListQuery): Promise<JobList>
+  /** Failed items pending again, the job queued; undefined when there is no such job. */
+  retry (id: string): Promise<ControlResult | undefined>
+  /** Pending items cancelled, the job ends as cancelled; undefined when there is no such job. */
+  cancel (id: string): Promise<ControlResult | undefined>
+  /** Deletes a batch of jobs that finished before `before` (epoch ms); the number deleted. */
+  purge (before: number): Promise<number>
+  readonly suppressions: SuppressionList
 }
 
 /** How one item ended this time. */
@@ -127,6 +187,8 @@ export interface RunOptions {
   leaseMs?: number
   /** How often an idle worker looks for due work (SQLite). */
   pollMs?: number
+  /** Receives each item's outcome, for the metrics. */
+  observe?: (event: ItemEvent) => void
 }
 
 /**
@@ -134,7 +196,7 @@ export interface RunOptions {
  * Two implementations with the same behaviour: SQLite with rawtrigger's own leased worker, and
  * BullMQ on Redis with BullMQ's workers.
  */
-export interface JobQueue {
+export interface JobQueue extends JobControl {
   /** Stores a job durably; resolves only after the commit. */
   add (job: NewJob): Promise<AddResult>
   get (id: string): Promise<JobView | undefined>

@@ -129,12 +129,15 @@ export class Worker {
           if (page.length === 0) return
           for (const item of page) {
             if (signal.aborted) return
-            yield item
+            // Re-read: a cancel since the page was read stops the job before its next item.
+            if (await store.itemPending(job.id, item.index)) yield item
           }
           after = (page[page.length - 1] as DueItem).index + 1
         }
       },
       markItem: (index: number, outcome: ItemOutcome) => store.markItem(job.id, index, outcome),
+      suppressions: store.suppressions,
+      observe: this.#opts.observe ?? (() => {}),
     }
   }
 

@@ -8,6 +8,7 @@ import { SqliteStore } from '../queue/sqlite-store.ts'
 import { StoreQueue } from '../queue/store-queue.ts'
 import type { JobQueue, JobStore } from '../queue/types.ts'
 import { isLoopback, rememberPeer } from './auth.ts'
+import { createMetrics, type Metrics } from './metrics.ts'
 import { rawErrorResponse, sendError } from './respond.ts'
 import { route, type IntakeCounters, type RouteContext } from './routes.ts'
 
@@ -21,6 +22,10 @@ export const REQUEST_TIMEOUT_MS = 15_000
 export const KEEP_ALIVE_TIMEOUT_MS = 5_000
 /** How often Node checks the two request timeouts above (its default, 30 s, is too coarse). */
 const TIMEOUT_CHECK_INTERVAL_MS = 1_000
+/** Finished jobs are deleted after this (7 days). */
+export const RETAIN_MS = 7 * 24 * 3600 * 1000
+/** How often retention looks for old jobs. */
+const RETENTION_INTERVAL_MS = 60_000
 /** Running jobs get this long to finish on stop before they are handed back to the queue. */
 export const GRACE_MS = 10_000
 
@@ -56,6 +61,10 @@ export interface ReceiverOptions {
   leaseMs?: number
   /** Idle worker's look for due jobs. @default 500 */
   pollMs?: number
+  /** Finished jobs older than this are deleted in the background, in small batches; 0 keeps them. @default 7 days */
+  retainMs?: number
+  /** How often retention runs. @default 60000 */
+  retentionIntervalMs?: number
   /** @default 'warn' */
   logLevel?: LogLevel
   /** A pino logger to use instead of one made from `logLevel`. */
@@ -74,9 +83,41 @@ export interface Receiver {
   /** The same object as `queue`, under the name the job routes' readers know. */
   store: JobQueue
   counters: IntakeCounters
+  metrics: Metrics
   log: Logger
   /** Stops accepting (503 on open connections), lets running jobs finish within `graceMs`, releases the rest, closes the store. */
   close (): Promise<void>
+}
+
+/**
+ * Deletes finished jobs older than `retainMs`, one small batch per event-loop turn, so intake
+ * (which shares the loop and the SQLite lock) never waits for more than one batch.
+ */
+function startRetention (queue: JobQueue, retainMs: number, intervalMs: number, log: Logger): NodeJS.Timeout | undefined {
+  if (retainMs === 0) return undefined
+  let running = false
+  const timer = setInterval(() => {
+    if (running) return
+    running = true
+    const before = Date.now() - retainMs
+    let deleted = 0
+    const step = (): void => {
+      queue.purge(before).then((n) => {
+        deleted += n
+        if (n > 0) setImmediate(step)
+        else {
+          running = false
+          if (deleted > 0) log.info({ deleted }, 'retention: old jobs deleted')
+        }
+      }, (err: unknown) => {
+        running = false
+        log.warn({ err }, 'retention failed; next try in a minute')
+      })
+    }
+    step()
+  }, intervalMs)
+  timer.unref()
+  return timer
 }
 
 function positiveInt (name: string, value: number | undefined, min: number): void {
@@ -104,9 +145,10 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
   const handlers = new Map(Object.entries(options.handlers ?? {})) as Map<string, JobHandler<unknown>>
   const queue = options.queue ?? new StoreQueue(options.store ?? new SqliteStore(options.dataDir ?? './data'))
   const counters: IntakeCounters = { accepted: 0, duplicates: 0, rejected: 0 }
+  const metrics = createMetrics(queue)
   let stopping = false
   const ctx: RouteContext = {
-    queue, handlers, secret, log, counters,
+    queue, handlers, secret, log, counters, metrics,
     maxBodyBytes: options.maxBodyBytes ?? MAX_BODY_BYTES,
     isStopping: () => stopping,
   }
@@ -122,6 +164,7 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
     if (stopping) res.setHeader('Connection', 'close')
     if (req.httpVersionMinor === 1 && req.headers.host === undefined) {
       counters.rejected++
+      metrics.rejected.inc({ reason: 'RT_ERR_BAD_REQUEST' })
       sendError(res, new BadRequestError('HTTP/1.1 request without a Host header (RFC 9112 §3.2)'), true)
       return
     }
@@ -141,6 +184,7 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
     }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
     counters.rejected++
+    metrics.rejected.inc({ reason: status === 408 ? 'RT_ERR_REQUEST_TIMEOUT' : 'RT_ERR_BAD_REQUEST' })
     log.debug({ code: err.code, status }, 'malformed or slow request')
     socket.end(rawErrorResponse(status, status === 408 ? 'RT_ERR_REQUEST_TIMEOUT' : 'RT_ERR_BAD_REQUEST', err.message))
   })
@@ -156,8 +200,9 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
     throw new ConfigError(`cannot listen on ${host}:${options.port ?? 8080}: ${(err as Error).message}`, { cause: err })
   })
   const port = (server.address() as AddressInfo).port
+  const retention = startRetention(queue, options.retainMs ?? RETAIN_MS, options.retentionIntervalMs ?? RETENTION_INTERVAL_MS, log)
   queue.start({
-    handlers, log, concurrency: options.concurrency ?? 1,
+    handlers, log, concurrency: options.concurrency ?? 1, observe: metrics.observeItem,
     ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
     ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
   })
@@ -165,10 +210,11 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
   let closing: Promise<void> | undefined
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
-    port, server, queue, store: queue, counters, log,
+    port, server, queue, store: queue, counters, metrics, log,
     close () {
       closing ??= (async () => {
         stopping = true
+        clearInterval(retention)
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
         server.closeIdleConnections()
         await queue.stop(options.graceMs ?? GRACE_MS)

@@ -1,12 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
-  BadJsonError, IncompleteBodyError, MethodNotAllowedError, NotFoundError, UnavailableError, UnsupportedMediaTypeError,
+  BadJsonError, IncompleteBodyError, TriggerError, MethodNotAllowedError, NotFoundError, UnavailableError, UnsupportedMediaTypeError,
 } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Secret } from '../net/sign.ts'
 import type { JobHandler } from '../queue/handler.ts'
 import type { JobQueue } from '../queue/types.ts'
 import { checkPeer, checkSignature, peerOf } from './auth.ts'
+import { controlRoute } from './control-routes.ts'
+import type { Metrics } from './metrics.ts'
 import { readBody } from './body.ts'
 import { sendError, sendJson } from './respond.ts'
 
@@ -25,6 +27,7 @@ export interface RouteContext {
   maxBodyBytes: number
   counters: IntakeCounters
   log: Logger
+  metrics: Metrics
   isStopping: () => boolean
 }
 
@@ -38,6 +41,7 @@ function header (req: IncomingMessage, name: string): string | undefined {
 
 function reject (ctx: RouteContext, res: ServerResponse, err: unknown, close = false): void {
   ctx.counters.rejected++
+  ctx.metrics.rejected.inc({ reason: err instanceof TriggerError ? err.code : 'RT_ERR_INTERNAL' })
   ctx.log.debug({ err }, 'request rejected')
   sendError(res, err, close)
 }
@@ -46,6 +50,7 @@ function reject (ctx: RouteContext, res: ServerResponse, err: unknown, close = f
 function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, type: string): void {
   // Everything up to readBody() is synchronous: the body must be taken before any await.
   const peer = peerOf(req.socket)
+  const started = performance.now()
   try {
     if (ctx.isStopping()) throw new UnavailableError('receiver is stopping; retry on another instance or later')
     checkPeer(ctx.secret, peer)
@@ -74,8 +79,12 @@ function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, 
     const job = { type, payload: parsed.payload, items: parsed.items, ...(key === undefined ? {} : { dedupKey: key }) }
     const { id, duplicate } = await ctx.queue.add(job)
     if (duplicate) ctx.counters.duplicates++
-    else ctx.counters.accepted++
+    else {
+      ctx.counters.accepted++
+      ctx.metrics.accepted.inc()
+    }
     sendJson(res, 202, { id, type, items: parsed.items, ...parsed.summary, ...(duplicate ? { duplicate: true } : {}) })
+    ctx.metrics.acceptSeconds.observe((performance.now() - started) / 1000)
     if (!duplicate) ctx.queue.notify()
   }).catch((err: unknown) => {
     if (err instanceof IncompleteBodyError) {
@@ -123,6 +132,14 @@ export function route (ctx: RouteContext, req: IncomingMessage, res: ServerRespo
     getStats(ctx, res)
     return true
   }
+  if (path === '/metrics' && req.method === 'GET') {
+    ctx.metrics.registry.metrics().then((text) => {
+      res.writeHead(200, { 'Content-Type': ctx.metrics.registry.contentType })
+      res.end(text)
+    }, (err: unknown) => sendError(res, err))
+    return true
+  }
+  if (controlRoute(ctx, req, res, path)) return true
   const match = JOB_PATH_RE.exec(path)
   if (match === null) return false
   const name = match[1] as string

@@ -1,6 +1,8 @@
 import { ValidationError } from '../errors.ts'
 import type { JobContext, JobHandler, ParsedJob } from '../queue/handler.ts'
 import { fill, normaliseRecipients, parseRecipient, type Recipient } from './addresses.ts'
+import type { SendMailOptions } from 'nodemailer'
+import { convert as htmlToText } from 'html-to-text'
 import type { Mailer } from './mailer.ts'
 
 /** First wait after a temporary SMTP failure; doubled per attempt. Greylisting asks for minutes. */
@@ -33,6 +35,11 @@ export interface EmailJobOptions {
   retryBaseMs?: number
   /** @default 5 */
   maxAttempts?: number
+  /**
+   * Adds `List-Unsubscribe` and `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058):
+   * a URL template with `{{email}}` and `{{job}}`, e.g. `https://example.org/unsubscribe?e={{email}}`.
+   */
+  unsubscribeUrl?: string
 }
 
 function optionalString (body: Record<string, unknown>, field: string): string | undefined {
@@ -70,7 +77,18 @@ export function parseEmailJob (body: unknown, defaultFrom = DEFAULT_FROM): Parse
   return { payload, items: list.recipients.length, summary: { recipients: list.recipients.length, duplicates: list.duplicates } }
 }
 
-interface SmtpFailure { temporary: boolean, reply: string }
+interface SmtpFailure { temporary: boolean, reply: string, code?: number }
+
+/** The mailbox does not exist or the address is refused for good: 550, 551, 553, or a 5.1.x status. */
+function isHardBounce (failure: SmtpFailure): boolean {
+  if (failure.temporary || failure.code === undefined) return false
+  return failure.code === 550 || failure.code === 551 || failure.code === 553 || /\b5\.1\.\d{1,3}\b/.test(failure.reply)
+}
+
+/** Fills `{{email}}` (URL-encoded) and `{{job}}` in the unsubscribe URL template. */
+export function unsubscribeLink (template: string, email: string, jobId: string): string {
+  return template.replace(/\{\{\s*email\s*\}\}/g, encodeURIComponent(email)).replace(/\{\{\s*job\s*\}\}/g, encodeURIComponent(jobId))
+}
 
 /**
  * 4xx replies (421, 450, 451, 452, …), connection errors and timeouts are temporary; 5xx replies
@@ -80,7 +98,7 @@ export function classify (err: unknown): SmtpFailure {
   const e = err as { responseCode?: unknown, response?: unknown, code?: unknown, message?: unknown }
   if (typeof e.responseCode === 'number') {
     const reply = typeof e.response === 'string' ? e.response : `${e.responseCode} ${String(e.message)}`
-    return { temporary: e.responseCode < 500, reply }
+    return { temporary: e.responseCode < 500, reply, code: e.responseCode }
   }
   return { temporary: true, reply: `${typeof e.code === 'string' ? e.code : 'ERROR'}: ${String(e.message)}` }
 }
@@ -96,33 +114,55 @@ export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload
   const retryBaseMs = options.retryBaseMs ?? RETRY_BASE_MS
   const maxAttempts = options.maxAttempts ?? MAX_ATTEMPTS
 
-  async function sendOne (ctx: JobContext<EmailPayload>, index: number, attempts: number): Promise<void> {
+  function compose (ctx: JobContext<EmailPayload>, index: number, r: Recipient): SendMailOptions {
     const p = ctx.payload
-    const r = p.recipients[index] as Recipient
     const domain = (parseRecipient(p.from)?.email ?? 'localhost').split('@')[1] as string
-    const message = {
+    const html = p.html === undefined ? undefined : fill(p.html, r, true)
+    const message: SendMailOptions = {
       from: p.from,
       to: r.name === undefined ? r.email : { name: r.name, address: r.email },
       subject: fill(p.subject, r),
       // Deterministic: a resend after a crash carries the same id, so receivers can spot it.
       messageId: `<${ctx.id}.${index}@${domain}>`,
-      ...(p.text === undefined ? {} : { text: fill(p.text, r) }),
-      ...(p.html === undefined ? {} : { html: fill(p.html, r, true) }),
+      // A plain-text part always: written, or derived from the html.
+      text: p.text === undefined ? htmlToText(html ?? '', { wordwrap: 78 }) : fill(p.text, r),
+      ...(html === undefined ? {} : { html }),
+    }
+    if (options.unsubscribeUrl !== undefined) {
+      // RFC 8058 one-click unsubscribe, which large mailbox providers require from bulk senders.
+      message.list = { unsubscribe: unsubscribeLink(options.unsubscribeUrl, r.email, ctx.id) }
+      message.headers = { 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' }
+    }
+    return message
+  }
+
+  async function sendOne (ctx: JobContext<EmailPayload>, index: number, attempts: number): Promise<void> {
+    const r = ctx.payload.recipients[index] as Recipient
+    const reason = (await ctx.suppressions.suppressed([r.email])).get(r.email.toLowerCase())
+    if (reason !== undefined) {
+      await ctx.markItem(index, { state: 'failed', error: `suppressed: ${reason}` })
+      ctx.observe({ outcome: 'suppressed' })
+      return
     }
     let failure: SmtpFailure | undefined
     try {
-      const info = await options.mailer.send(message)
+      const info = await options.mailer.send(compose(ctx, index, r))
       // With one recipient per message a refusal usually rejects; check the resolved case too.
       if (info.rejected.length > 0) failure = classify(info.rejectedErrors?.[0] ?? { message: 'recipient rejected', responseCode: 550 })
     } catch (err) {
       failure = classify(err)
     }
     const tried = attempts + 1
-    if (failure === undefined) await ctx.markItem(index, { state: 'done' })
-    else if (failure.temporary && tried < maxAttempts) {
+    if (failure === undefined) {
+      await ctx.markItem(index, { state: 'done' })
+      ctx.observe({ outcome: 'sent' })
+    } else if (failure.temporary && tried < maxAttempts) {
       await ctx.markItem(index, { state: 'retry', error: failure.reply, retryAt: Date.now() + backoff(retryBaseMs, tried) })
+      ctx.observe({ outcome: 'retry', ...(failure.code === undefined ? {} : { code: failure.code }) })
     } else {
       await ctx.markItem(index, { state: 'failed', error: failure.reply })
+      ctx.observe({ outcome: 'failed', ...(failure.code === undefined ? {} : { code: failure.code }) })
+      if (isHardBounce(failure)) await ctx.suppressions.suppress(r.email, `hard bounce: ${failure.reply}`)
     }
   }
 

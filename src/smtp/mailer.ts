@@ -22,6 +22,15 @@ export interface MailerOptions {
   rateLimit?: number
   /** @default 1000 */
   rateDeltaMs?: number
+  /** Signs every message (nodemailer's `dkim` option). */
+  dkim?: DkimOptions
+}
+
+/** DKIM signing: the `d=` domain, the `s=` selector and the PEM private key. */
+export interface DkimOptions {
+  domainName: string
+  keySelector: string
+  privateKey: string
 }
 
 /** One pooled nodemailer transport per process. */
@@ -53,6 +62,7 @@ export function createMailer (options: MailerOptions): Mailer {
     connectionTimeout: SMTP_CONNECTION_TIMEOUT_MS,
     greetingTimeout: SMTP_GREETING_TIMEOUT_MS,
     socketTimeout: SMTP_SOCKET_TIMEOUT_MS,
+    ...(options.dkim === undefined ? {} : { dkim: options.dkim }),
   })
   return {
     maxConnections,

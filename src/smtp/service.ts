@@ -32,13 +32,14 @@ export interface EmailService {
 export async function startEmailService (options: EmailServiceOptions): Promise<EmailService> {
   const sink = options.smtpUrl === undefined ? await startSink({ ...(options.sinkPort === undefined ? {} : { port: options.sinkPort }) }) : undefined
   const smtpUrl = options.smtpUrl ?? (sink as Sink).url
-  const { log, smtpUrl: _url, sinkPort: _port, from, retryBaseMs, maxAttempts, ...mailerOptions } = options
+  const { log, smtpUrl: _url, sinkPort: _port, from, retryBaseMs, maxAttempts, unsubscribeUrl, ...mailerOptions } = options
   const mailer = createMailer({ ...mailerOptions, url: smtpUrl })
   const handler = emailHandler({
     mailer,
     ...(from === undefined ? {} : { from }),
     ...(retryBaseMs === undefined ? {} : { retryBaseMs }),
     ...(maxAttempts === undefined ? {} : { maxAttempts }),
+    ...(unsubscribeUrl === undefined ? {} : { unsubscribeUrl }),
   })
   if (sink !== undefined) log.info({ smtp: smtpUrl }, 'embedded SMTP sink started: mail goes nowhere, see GET /mailbox')
   return {

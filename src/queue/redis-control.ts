@@ -1,0 +1,182 @@
+import type { Redis } from 'ioredis'
+import { LIST_LIMIT, LIST_LIMIT_MAX, PURGE_BATCH } from './sqlite-control.ts'
+import type { ControlResult, JobList, JobListQuery, JobState, JobSummary, Suppression, SuppressionList } from './types.ts'
+
+/**
+ * KEYS: job, items, errors, stats. Failed items become fresh pending ones; the job goes back to
+ * queued (from done or failed) with the counters. Returns the retried indexes; none for a
+ * cancelled job, whose unsent items must stay unsent.
+ */
+const RETRY = `
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'cancelled' then return {} end
+local idx = redis.call('ZRANGE', KEYS[3], 0, -1)
+local retried = {}
+for _, i in ipairs(idx) do
+  local cur = redis.call('HGET', KEYS[2], i)
+  if cur and string.sub(cur, 1, 1) == 'f' then
+    redis.call('HSET', KEYS[2], i, 'p|0|0|')
+    redis.call('ZREM', KEYS[3], i)
+    retried[#retried + 1] = i
+  end
+end
+local n = #retried
+if n == 0 then return retried end
+redis.call('HINCRBY', KEYS[1], 'failed', -n)
+redis.call('HINCRBY', KEYS[4], 'items:failed', -n)
+if state == 'done' or state == 'failed' then
+  redis.call('HSET', KEYS[1], 'state', 'queued')
+  redis.call('HDEL', KEYS[1], 'finishedAt', 'error')
+  redis.call('HINCRBY', KEYS[4], 'jobs:' .. state, -1)
+  redis.call('HINCRBY', KEYS[4], 'jobs:queued', 1)
+end
+return retried
+`
+
+/** KEYS: job, items, errors, chunks, stats, index, finished. ARGV: id. Deletes one job and its counts. */
+const PURGE = `
+local h = redis.call('HMGET', KEYS[1], 'state', 'total', 'done', 'failed')
+if h[1] then
+  redis.call('HINCRBY', KEYS[5], 'jobs:' .. h[1], -1)
+  redis.call('HINCRBY', KEYS[5], 'items:total', -tonumber(h[2]))
+  redis.call('HINCRBY', KEYS[5], 'items:done', -tonumber(h[3]))
+  redis.call('HINCRBY', KEYS[5], 'items:failed', -tonumber(h[4]))
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1])
+return 1
+`
+
+// Jobs read per round while filtering `GET /jobs?state=`; a page scans at most this many rounds.
+const LIST_SCAN = 200
+const LIST_ROUNDS = 25
+
+/** A job hash as the API lists it. */
+export function summaryOf (id: string, h: Record<string, string>): JobSummary {
+  const total = Number(h.total)
+  const open = total - Number(h.done) - Number(h.failed)
+  const view: JobSummary = {
+    id, type: h.type as string, state: h.state as JobState, total, sent: Number(h.done), failed: Number(h.failed),
+    pending: h.state === 'cancelled' ? 0 : open, attempts: Number(h.attempts),
+    createdAt: new Date(Number(h.createdAt)).toISOString(),
+  }
+  if (h.state === 'cancelled') view.cancelled = open
+  if (h.startedAt !== undefined) view.startedAt = new Date(Number(h.startedAt)).toISOString()
+  if (h.finishedAt !== undefined) view.finishedAt = new Date(Number(h.finishedAt)).toISOString()
+  return view
+}
+
+/** Job control, retention and suppressions in Redis, next to the BullMQ queue. */
+export class RedisControl implements SuppressionList {
+  readonly #redis: Redis
+  readonly #key: (kind: string, id?: string) => string
+  readonly #requeue: (id: string, type: string, indexes: number[]) => Promise<void>
+
+  constructor (redis: Redis, key: (kind: string, id?: string) => string, requeue: (id: string, type: string, indexes: number[]) => Promise<void>) {
+    this.#redis = redis
+    this.#key = key
+    this.#requeue = requeue
+    redis.defineCommand('rtRetry', { numberOfKeys: 4, lua: RETRY })
+    redis.defineCommand('rtPurge', { numberOfKeys: 7, lua: PURGE })
+    redis.defineCommand('rtCancel', { numberOfKeys: 3, lua: `
+      local s = redis.call('HGET', KEYS[1], 'state')
+      if s ~= 'queued' and s ~= 'running' then return s end
+      redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finishedAt', ARGV[1])
+      redis.call('HINCRBY', KEYS[2], 'jobs:' .. s, -1)
+      redis.call('HINCRBY', KEYS[2], 'jobs:cancelled', 1)
+      redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
+      return 'cancelled'` })
+  }
+
+  #call (name: string, ...args: Array<string | number>): Promise<unknown> {
+    return (this.#redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[name]!(...args)
+  }
+
+  async list (query: JobListQuery): Promise<JobList> {
+    const limit = Math.min(query.limit ?? LIST_LIMIT, LIST_LIMIT_MAX)
+    let max = query.before === undefined ? '+inf' : `(${Number(query.before)}`
+    const jobs: JobSummary[] = []
+    let last: string | undefined
+    for (let round = 0; round < LIST_ROUNDS && jobs.length < limit; round++) {
+      const page = await this.#redis.zrevrangebyscore(this.#key('index'), max, '-inf', 'WITHSCORES', 'LIMIT', 0, LIST_SCAN)
+      if (page.length === 0) break
+      const pipe = this.#redis.pipeline()
+      for (let i = 0; i < page.length; i += 2) pipe.hgetall(this.#key('job', page[i] as string))
+      const hashes = (await pipe.exec()) ?? []
+      for (let i = 0; i < page.length && jobs.length < limit; i += 2) {
+        const h = hashes[i / 2]?.[1] as Record<string, string> | undefined
+        last = page[i + 1]
+        if (h?.state !== undefined && (query.state === undefined || h.state === query.state)) jobs.push(summaryOf(page[i] as string, h))
+      }
+      max = `(${page[page.length - 1] as string}`
+    }
+    const out: JobList = { jobs }
+    if (jobs.length === limit && last !== undefined) out.next = last
+    return out
+  }
+
+  async retry (id: string): Promise<ControlResult | undefined> {
+    const h = await this.#redis.hmget(this.#key('job', id), 'state', 'type')
+    if (h[0] === null) return undefined
+    const retried = (await this.#call('rtRetry', this.#key('job', id), this.#key('items', id), this.#key('errors', id), this.#key('stats')) as string[]).map(Number)
+    if (retried.length > 0) await this.#requeue(id, h[1] as string, retried)
+    const state = await this.#redis.hget(this.#key('job', id), 'state')
+    return { items: retried.length, state: state as JobState }
+  }
+
+  async cancel (id: string): Promise<ControlResult | undefined> {
+    const h = await this.#redis.hmget(this.#key('job', id), 'state', 'total', 'done', 'failed')
+    if (h[0] === null) return undefined
+    const state = await this.#call('rtCancel', this.#key('job', id), this.#key('stats'), this.#key('finished'), Date.now(), id) as JobState
+    const items = state === 'cancelled' && h[0] !== 'cancelled' ? Number(h[1]) - Number(h[2]) - Number(h[3]) : 0
+    return { items, state }
+  }
+
+  async itemPending (id: string, index: number): Promise<boolean> {
+    const [state, item] = await Promise.all([this.#redis.hget(this.#key('job', id), 'state'), this.#redis.hget(this.#key('items', id), String(index))])
+    return (state === 'queued' || state === 'running') && (item === null || item.startsWith('p'))
+  }
+
+  async purge (before: number): Promise<number> {
+    const ids = await this.#redis.zrangebyscore(this.#key('finished'), '-inf', `(${before}`, 'LIMIT', 0, PURGE_BATCH)
+    for (const id of ids) {
+      await this.#call('rtPurge', this.#key('job', id), this.#key('items', id), this.#key('errors', id), this.#key('chunks', id),
+        this.#key('stats'), this.#key('index'), this.#key('finished'), id)
+    }
+    return ids.length
+  }
+
+  async listSuppressed (limit: number, after = ''): Promise<Suppression[]> {
+    const min = after === '' ? '-' : `(${after.toLowerCase()}`
+    const keys = await this.#redis.zrangebylex(this.#key('suppressed:index'), min, '+', 'LIMIT', 0, limit)
+    if (keys.length === 0) return []
+    const values = await this.#redis.hmget(this.#key('suppressed'), ...keys)
+    return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as Suppression)
+  }
+
+  async suppress (email: string, reason: string): Promise<boolean> {
+    const key = email.toLowerCase()
+    const record: Suppression = { email, reason, createdAt: new Date().toISOString() }
+    const [[, added]] = await this.#redis.multi()
+      .hset(this.#key('suppressed'), key, JSON.stringify(record))
+      .zadd(this.#key('suppressed:index'), 0, key)
+      .exec() as [[unknown, number], unknown]
+    return added === 1
+  }
+
+  async unsuppress (email: string): Promise<boolean> {
+    const key = email.toLowerCase()
+    const [[, removed]] = await this.#redis.multi().hdel(this.#key('suppressed'), key).zrem(this.#key('suppressed:index'), key).exec() as [[unknown, number], unknown]
+    return removed === 1
+  }
+
+  async suppressed (emails: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>()
+    if (emails.length === 0) return out
+    const keys = emails.map((e) => e.toLowerCase())
+    const values = await this.#redis.hmget(this.#key('suppressed'), ...keys)
+    values.forEach((v, i) => { if (v !== null) out.set(keys[i] as string, (JSON.parse(v) as Suppression).reason) })
+    return out
+  }
+}

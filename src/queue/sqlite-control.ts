@@ -1,0 +1,122 @@
+import type Database from 'better-sqlite3'
+import { toSummary, type JobRow } from './sqlite-schema.ts'
+import type { ControlResult, JobList, JobListQuery, Suppression, SuppressionList } from './types.ts'
+
+/** Jobs per page of `GET /jobs` by default, and at most. */
+export const LIST_LIMIT = 50
+export const LIST_LIMIT_MAX = 500
+/** Finished jobs deleted per retention step: small, so intake never waits long for the lock. */
+export const PURGE_BATCH = 50
+/** Pages given back to the file system per retention step. */
+const VACUUM_PAGES = 500
+
+/** Job control, retention and suppressions on the SQLite file: the parts the worker does not need. */
+export class SqliteControl implements SuppressionList {
+  readonly #db: Database.Database
+  readonly #s
+
+  constructor (db: Database.Database) {
+    this.#db = db
+    this.#s = {
+      list: db.prepare(`SELECT * FROM jobs WHERE seq < ? AND (? IS NULL OR state = ?) ORDER BY seq DESC LIMIT ?`),
+      job: db.prepare('SELECT seq, state FROM jobs WHERE id = ?'),
+      retryItems: db.prepare(`UPDATE items SET state = 'pending', attempts = 0, due_at = 0, error = NULL
+        WHERE job_seq = ? AND state = 'failed'`),
+      requeue: db.prepare(`UPDATE jobs SET failed = failed - ?, state = CASE WHEN state = 'running' THEN 'running' ELSE 'queued' END,
+        due_at = ?, finished_at = NULL, error = NULL WHERE seq = ?`),
+      cancelItems: db.prepare(`UPDATE items SET state = 'cancelled' WHERE job_seq = ? AND state = 'pending'`),
+      cancelJob: db.prepare(`UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_until = NULL WHERE seq = ?`),
+      itemPending: db.prepare(`SELECT 1 FROM items i JOIN jobs j ON j.seq = i.job_seq
+        WHERE j.id = ? AND i.idx = ? AND i.state = 'pending' AND j.state IN ('queued', 'running')`).pluck(),
+      oldJobs: db.prepare(`SELECT seq FROM jobs WHERE finished_at < ? AND state IN ('done', 'failed', 'cancelled')
+        ORDER BY finished_at LIMIT ?`).pluck(),
+      deleteItems: db.prepare('DELETE FROM items WHERE job_seq = ?'),
+      deleteJob: db.prepare('DELETE FROM jobs WHERE seq = ?'),
+      listSuppressed: db.prepare(`SELECT email, reason, created_at FROM suppressions WHERE email > ? ORDER BY email LIMIT ?`),
+      suppress: db.prepare(`INSERT INTO suppressions (email, reason, created_at) VALUES (?, ?, ?)
+        ON CONFLICT (email) DO UPDATE SET reason = excluded.reason`),
+      exists: db.prepare('SELECT 1 FROM suppressions WHERE email = ?').pluck(),
+      unsuppress: db.prepare('DELETE FROM suppressions WHERE email = ?'),
+      suppressed: db.prepare(`SELECT email, reason FROM suppressions WHERE email IN (SELECT value FROM json_each(?))`),
+    }
+  }
+
+  list (query: JobListQuery): JobList {
+    const limit = Math.min(query.limit ?? LIST_LIMIT, LIST_LIMIT_MAX)
+    const before = query.before === undefined ? Number.MAX_SAFE_INTEGER : Number(query.before)
+    const state = query.state ?? null
+    const rows = this.#s.list.all(Number.isFinite(before) ? before : 0, state, state, limit) as JobRow[]
+    const out: JobList = { jobs: rows.map(toSummary) }
+    if (rows.length === limit) out.next = String((rows[rows.length - 1] as JobRow).seq)
+    return out
+  }
+
+  /** Failed items become pending again and the job is queued; `items` 0 means nothing had failed. */
+  retry (id: string): ControlResult | undefined {
+    return this.#db.transaction(() => {
+      const job = this.#s.job.get(id) as { seq: number, state: string } | undefined
+      if (job === undefined) return undefined
+      // A cancelled job's unsent items stay unsent; its failures are not worth a retry alone.
+      if (job.state === 'cancelled') return { items: 0, state: 'cancelled' } as ControlResult
+      const n = this.#s.retryItems.run(job.seq).changes
+      if (n === 0) return { items: 0, state: job.state } as ControlResult
+      this.#s.requeue.run(n, Date.now(), job.seq)
+      return { items: n, state: job.state === 'running' ? 'running' : 'queued' } as ControlResult
+    }).immediate()
+  }
+
+  /** Pending items become cancelled; a running job's in-flight items finish, nothing new starts. */
+  cancel (id: string): ControlResult | undefined {
+    return this.#db.transaction(() => {
+      const job = this.#s.job.get(id) as { seq: number, state: string } | undefined
+      if (job === undefined) return undefined
+      if (job.state !== 'queued' && job.state !== 'running') return { items: 0, state: job.state } as ControlResult
+      const n = this.#s.cancelItems.run(job.seq).changes
+      this.#s.cancelJob.run(Date.now(), job.seq)
+      return { items: n, state: 'cancelled' } as ControlResult
+    }).immediate()
+  }
+
+  /** True while the item may still be sent: pending, and its job neither cancelled nor ended. */
+  itemPending (id: string, index: number): boolean {
+    return this.#s.itemPending.get(id, index) !== undefined
+  }
+
+  /** Deletes up to {@link PURGE_BATCH} jobs that finished before `before`, with their items. */
+  purge (before: number): number {
+    const seqs = this.#s.oldJobs.all(before, PURGE_BATCH) as number[]
+    if (seqs.length === 0) return 0
+    this.#db.transaction(() => {
+      for (const seq of seqs) {
+        this.#s.deleteItems.run(seq)
+        this.#s.deleteJob.run(seq)
+      }
+    })()
+    this.#db.pragma(`incremental_vacuum(${VACUUM_PAGES})`)
+    return seqs.length
+  }
+
+  async listSuppressed (limit: number, after = ''): Promise<Suppression[]> {
+    const rows = this.#s.listSuppressed.all(after, limit) as Array<{ email: string, reason: string, created_at: number }>
+    return rows.map((r) => ({ email: r.email, reason: r.reason, createdAt: new Date(r.created_at).toISOString() }))
+  }
+
+  async suppress (email: string, reason: string): Promise<boolean> {
+    const existed = this.#s.exists.get(email) !== undefined
+    this.#s.suppress.run(email, reason, Date.now())
+    return !existed
+  }
+
+  async unsuppress (email: string): Promise<boolean> {
+    return this.#s.unsuppress.run(email).changes === 1
+  }
+
+  async suppressed (emails: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>()
+    if (emails.length === 0) return out
+    for (const r of this.#s.suppressed.all(JSON.stringify(emails)) as Array<{ email: string, reason: string }>) {
+      out.set(r.email.toLowerCase(), r.reason)
+    }
+    return out
+  }
+}

@@ -1,0 +1,82 @@
+import type { JobErrorView, JobState, JobSummary, JobView } from './types.ts'
+
+/** Errors listed by `GET /jobs/:id`. */
+export const MAX_ERRORS_SHOWN = 20
+
+/** The tables. auto_vacuum must precede them: incremental vacuum gives pages back after retention deletes. */
+export const SCHEMA = `
+PRAGMA auto_vacuum = INCREMENTAL;
+CREATE TABLE IF NOT EXISTS jobs (
+  seq         INTEGER PRIMARY KEY,
+  id          TEXT NOT NULL UNIQUE,
+  type        TEXT NOT NULL,
+  payload     TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  total       INTEGER NOT NULL,
+  done        INTEGER NOT NULL DEFAULT 0,
+  failed      INTEGER NOT NULL DEFAULT 0,
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  due_at      INTEGER NOT NULL,
+  lease_until INTEGER,
+  owner       INTEGER,
+  items_ready INTEGER NOT NULL DEFAULT 0,
+  dedup_key   TEXT UNIQUE,
+  error       TEXT,
+  created_at  INTEGER NOT NULL,
+  started_at  INTEGER,
+  finished_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_state_due ON jobs (state, due_at);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS items (
+  job_seq  INTEGER NOT NULL,
+  idx      INTEGER NOT NULL,
+  state    TEXT NOT NULL DEFAULT 'pending',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  due_at   INTEGER NOT NULL DEFAULT 0,
+  error    TEXT,
+  PRIMARY KEY (job_seq, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS suppressions (
+  email      TEXT PRIMARY KEY COLLATE NOCASE,
+  reason     TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+`
+
+/** A row of `jobs`. */
+export interface JobRow {
+  seq: number, id: string, type: string, payload: string, state: JobState, total: number, done: number,
+  failed: number, attempts: number, items_ready: number, error: string | null,
+  created_at: number, started_at: number | null, finished_at: number | null
+}
+
+/** An item with an error, as `GET /jobs/:id` lists it. */
+export interface ItemErrorRow { idx: number, error: string, attempts: number, state: string }
+
+function iso (ms: number | null): string | undefined {
+  return ms === null ? undefined : new Date(ms).toISOString()
+}
+
+/** A job row as `GET /jobs` lists it. A cancelled job's unfinished items count as cancelled, not pending. */
+export function toSummary (row: JobRow): JobSummary {
+  const open = row.total - row.done - row.failed
+  const view: JobSummary = {
+    id: row.id, type: row.type, state: row.state, total: row.total, sent: row.done, failed: row.failed,
+    pending: row.state === 'cancelled' ? 0 : open, attempts: row.attempts,
+    createdAt: new Date(row.created_at).toISOString(),
+  }
+  if (row.state === 'cancelled') view.cancelled = open
+  const startedAt = iso(row.started_at)
+  if (startedAt !== undefined) view.startedAt = startedAt
+  const finishedAt = iso(row.finished_at)
+  if (finishedAt !== undefined) view.finishedAt = finishedAt
+  return view
+}
+
+/** A job row as `GET /jobs/:id` shows it: the summary and the first errors. */
+export function toView (row: JobRow, itemErrors: ItemErrorRow[]): JobView {
+  const errors: JobErrorView[] = itemErrors.map((e) => ({ index: e.idx, message: e.error, attempts: e.attempts, state: e.state }))
+  if (row.error !== null) errors.push({ message: row.error, attempts: row.attempts })
+  return { ...toSummary(row), errors }
+}

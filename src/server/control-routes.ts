@@ -1,0 +1,128 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { BadJsonError, ConflictError, TriggerError, MethodNotAllowedError, NotFoundError, ValidationError } from '../errors.ts'
+import type { JobState } from '../queue/types.ts'
+import { isValidEmail } from '../smtp/addresses.ts'
+import { checkPeer, checkSignature, peerOf } from './auth.ts'
+import { readBody } from './body.ts'
+import { sendError, sendJson } from './respond.ts'
+import type { RouteContext } from './routes.ts'
+
+/** Bodies of control requests are small: an address and a reason at most. */
+const CONTROL_BODY_BYTES = 64 * 1024
+const STATES: readonly JobState[] = ['queued', 'running', 'done', 'failed', 'cancelled']
+const ACTION_RE = /^\/jobs\/([A-Za-z0-9_-]{1,64})\/(retry|cancel)$/
+const SUPPRESSION_RE = /^\/suppressions\/([^/]{1,320})$/
+
+type Action = (body: Buffer, url: URL) => Promise<{ status: number, body?: unknown }>
+
+function limitParam (url: URL, name: string, fallback: number, max: number): number {
+  const raw = url.searchParams.get(name)
+  if (raw === null) return fallback
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new ValidationError(name, `must be an integer from 1 to ${max} (got ${raw})`)
+  return n
+}
+
+function jsonBody (body: Buffer): Record<string, unknown> {
+  try {
+    const value = JSON.parse(body.toString('utf8')) as unknown
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>
+  } catch {}
+  throw new BadJsonError('body must be a JSON object')
+}
+
+/**
+ * Reads the (small) body, checks access like the job routes — loopback without a secret, a
+ * Standard Webhooks signature over the body (empty for GET) with one — then runs the action.
+ */
+function guarded (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, action: Action): void {
+  const peer = peerOf(req.socket)
+  const url = new URL(req.url ?? '/', 'http://localhost')
+  readBody(req, CONTROL_BODY_BYTES).then(async (body) => {
+    checkPeer(ctx.secret, peer)
+    if (ctx.secret !== undefined) checkSignature(ctx.secret, body, req.headers)
+    const out = await action(body, url)
+    if (out.body === undefined) {
+      res.writeHead(out.status)
+      res.end()
+    } else {
+      sendJson(res, out.status, out.body)
+    }
+  }).catch((err: unknown) => {
+    ctx.counters.rejected++
+    ctx.metrics.rejected.inc({ reason: err instanceof TriggerError ? err.code : 'RT_ERR_INTERNAL' })
+    sendError(res, err, !req.complete)
+  })
+}
+
+/** `GET /jobs`, `POST /jobs/:id/retry|cancel`, `/suppressions`: false when the path is none of them. */
+export function controlRoute (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, path: string): boolean {
+  const { queue } = ctx
+  const method = req.method ?? 'GET'
+  if (path === '/jobs') {
+    if (method !== 'GET') return methodNotAllowed(res, method, path, 'GET')
+    guarded(ctx, req, res, async (_, url) => {
+      const state = url.searchParams.get('state')
+      if (state !== null && !STATES.includes(state as JobState)) throw new ValidationError('state', `must be one of ${STATES.join(', ')}`)
+      const before = url.searchParams.get('before')
+      return {
+        status: 200,
+        body: await queue.list({
+          limit: limitParam(url, 'limit', 50, 500),
+          ...(state === null ? {} : { state: state as JobState }),
+          ...(before === null ? {} : { before }),
+        }),
+      }
+    })
+    return true
+  }
+  const action = ACTION_RE.exec(path)
+  if (action !== null) {
+    if (method !== 'POST') return methodNotAllowed(res, method, path, 'POST')
+    const [, id, verb] = action as unknown as [string, string, 'retry' | 'cancel']
+    guarded(ctx, req, res, async () => {
+      const result = verb === 'retry' ? await queue.retry(id) : await queue.cancel(id)
+      if (result === undefined) throw new NotFoundError(`no job ${id}`)
+      if (result.items === 0 && verb === 'retry') throw new ConflictError(`job ${id} has no failed items to retry (state ${result.state})`)
+      if (verb === 'cancel' && result.state !== 'cancelled') throw new ConflictError(`job ${id} is already ${result.state}`)
+      if (verb === 'retry') queue.notify()
+      return { status: 200, body: { id, ...result } }
+    })
+    return true
+  }
+  if (path === '/suppressions') {
+    if (method === 'GET') {
+      guarded(ctx, req, res, async (_, url) => ({
+        status: 200,
+        body: { suppressions: await queue.suppressions.listSuppressed(limitParam(url, 'limit', 100, 1000), url.searchParams.get('after') ?? '') },
+      }))
+    } else if (method === 'POST') {
+      guarded(ctx, req, res, async (body) => {
+        const { email, reason } = jsonBody(body)
+        if (typeof email !== 'string' || !isValidEmail(email.trim())) throw new ValidationError('email', 'must be an e-mail address')
+        if (reason !== undefined && typeof reason !== 'string') throw new ValidationError('reason', 'must be a string')
+        const added = await queue.suppressions.suppress(email.trim(), reason ?? 'added by hand')
+        return { status: added ? 201 : 200, body: { email: email.trim(), reason: reason ?? 'added by hand', added } }
+      })
+    } else {
+      return methodNotAllowed(res, method, path, 'GET or POST')
+    }
+    return true
+  }
+  const suppression = SUPPRESSION_RE.exec(path)
+  if (suppression !== null) {
+    if (method !== 'DELETE') return methodNotAllowed(res, method, path, 'DELETE')
+    const email = decodeURIComponent(suppression[1] as string)
+    guarded(ctx, req, res, async () => {
+      if (!(await queue.suppressions.unsuppress(email))) throw new NotFoundError(`${email} is not suppressed`)
+      return { status: 204 }
+    })
+    return true
+  }
+  return false
+}
+
+function methodNotAllowed (res: ServerResponse, method: string, path: string, allowed: string): true {
+  sendError(res, new MethodNotAllowedError(`${method} is not allowed on ${path}; use ${allowed}`), true)
+  return true
+}

@@ -1,0 +1,54 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { ItemEvent } from '../queue/handler.ts'
+import type { JobQueue } from '../queue/types.ts'
+
+
+/** The receiver's Prometheus metrics, on a registry of its own (several receivers may share a process). */
+export interface Metrics {
+  registry: Registry
+  accepted: Counter
+  rejected: Counter<'reason'>
+  acceptSeconds: Histogram
+  observeItem (event: ItemEvent): void
+}
+
+/** Creates the metrics; job and e-mail gauges are read from the queue at scrape time. */
+export function createMetrics (queue: JobQueue): Metrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'rawtrigger_' }) // includes event-loop lag
+  const accepted = new Counter({ name: 'rawtrigger_triggers_accepted_total', help: 'Jobs stored from triggers (duplicates not counted).', registers: [registry] })
+  const rejected = new Counter({ name: 'rawtrigger_triggers_rejected_total', help: 'Requests refused, by error code.', labelNames: ['reason'], registers: [registry] })
+  const acceptSeconds = new Histogram({
+    name: 'rawtrigger_accept_seconds',
+    help: 'From the request to the 202 written after the commit.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  })
+  const items = new Counter({ name: 'rawtrigger_emails_total', help: 'E-mail outcomes: sent, failed, retry (temporary failure), suppressed.', labelNames: ['outcome'], registers: [registry] })
+  const replies = new Counter({ name: 'rawtrigger_smtp_replies_total', help: 'SMTP reply codes of failed or retried sends.', labelNames: ['code'], registers: [registry] })
+  new Gauge({ // eslint-disable-line no-new -- registered on creation, read at scrape time
+    name: 'rawtrigger_jobs',
+    help: 'Jobs in the store, by state.',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect () {
+      const s = await queue.stats()
+      for (const [state, n] of Object.entries(s.jobs)) this.set({ state }, n)
+    },
+  })
+  new Gauge({ // eslint-disable-line no-new
+    name: 'rawtrigger_queue_depth',
+    help: 'E-mails (items) not yet sent or failed, in queued and running jobs.',
+    registers: [registry],
+    async collect () {
+      this.set((await queue.stats()).items.pending)
+    },
+  })
+  return {
+    registry, accepted, rejected, acceptSeconds,
+    observeItem (event) {
+      items.inc({ outcome: event.outcome })
+      if (event.code !== undefined) replies.inc({ code: String(event.code) })
+    },
+  }
+}

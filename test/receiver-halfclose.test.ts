@@ -139,6 +139,12 @@ function slowStore (dataDir: string): JobStore {
     finishRun: inner.finishRun.bind(inner),
     failRun: inner.failRun.bind(inner),
     release: inner.release.bind(inner),
+    itemPending: inner.itemPending.bind(inner),
+    list: inner.list.bind(inner),
+    retry: inner.retry.bind(inner),
+    cancel: inner.cancel.bind(inner),
+    purge: inner.purge.bind(inner),
+    suppressions: inner.suppressions,
     close: inner.close.bind(inner),
   }
 }

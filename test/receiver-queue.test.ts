@@ -39,6 +39,12 @@ function wrapStore (inner: JobStore, overrides: Partial<JobStore>): JobStore {
     finishRun: (id, attempts) => inner.finishRun(id, attempts),
     failRun: (id, attempts, message, retryAt) => inner.failRun(id, attempts, message, retryAt),
     release: (id, attempts) => inner.release(id, attempts),
+    itemPending: (id, index) => inner.itemPending(id, index),
+    list: (query) => inner.list(query),
+    retry: (id) => inner.retry(id),
+    cancel: (id) => inner.cancel(id),
+    purge: (before) => inner.purge(before),
+    suppressions: inner.suppressions,
     close: () => inner.close(),
     ...overrides,
   }

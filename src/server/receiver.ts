@@ -80,8 +80,6 @@ export interface Receiver {
   port: number
   server: Server
   queue: JobQueue
-  /** The same object as `queue`, under the name the job routes' readers know. */
-  store: JobQueue
   counters: IntakeCounters
   metrics: Metrics
   log: Logger
@@ -210,7 +208,7 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
   let closing: Promise<void> | undefined
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
-    port, server, queue, store: queue, counters, metrics, log,
+    port, server, queue, counters, metrics, log,
     close () {
       closing ??= (async () => {
         stopping = true

@@ -116,7 +116,7 @@ function getJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, i
 function getStats (ctx: RouteContext, res: ServerResponse): void {
   ctx.queue.stats().then((s) => {
     const { accepted, duplicates, rejected } = ctx.counters
-    sendJson(res, 200, { accepted, duplicates, rejected, jobs: s.jobs, emails: { sent: s.items.done, failed: s.items.failed, pending: s.items.pending } })
+    sendJson(res, 200, { accepted, duplicates, rejected, jobs: { queued: s.jobs.queued, running: s.jobs.running, done: s.jobs.done, failed: s.jobs.failed }, emails: { sent: s.items.done, failed: s.items.failed, pending: s.items.pending } })
   }, (err: unknown) => sendError(res, err))
 }
 

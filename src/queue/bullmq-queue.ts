@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto'
-import { DelayedError, Queue, Worker, type Job } from 'bullmq'
+import { DelayedError, Queue, Worker, type Job, type JobsOptions } from 'bullmq'
 import { Redis } from 'ioredis'
 import { ConfigError, StoreError } from '../errors.ts'
-import type { Logger } from '../log.ts'
-import type { ItemEvent, JobContext, JobHandler } from './handler.ts'
-import { CHUNK_DONE, CREATE_JOB, MARK_ITEM, SET_STATE, parseItem } from './redis-scripts.ts'
-import { jobIdFor } from './types.ts'
+import type { JobHandler } from './handler.ts'
+import { CHUNK_DONE, CHUNK_PAUSE, CHUNK_START, CREATE_JOB, MARK_ITEM, SET_STATE, parseItem } from './redis-scripts.ts'
+import { ChunkItems } from './bullmq-items.ts'
 import { RedisControl, summaryOf } from './redis-control.ts'
+import { jobIdFor } from './types.ts'
 import type {
-  AddResult, ControlResult, DueItem, ItemOutcome, JobErrorView, JobList, JobListQuery, JobQueue, JobView, NewJob, RunOptions,
+  AddResult, ControlResult, JobErrorView, JobList, JobListQuery, JobQueue, JobView, NewJob, RunOptions,
   StoreStats, SuppressionList,
 } from './types.ts'
 
@@ -20,7 +20,8 @@ export const CHUNK_LOCK_MS = 15_000
 const CHUNK_ATTEMPTS = 5
 const CHUNK_BACKOFF_MS = 1_000
 const MAX_ERRORS_SHOWN = 20
-const PAYLOAD_CACHE = 8
+/** How long a store call waits for a (re)connecting Redis before it fails with 503. */
+const CONNECT_WAIT_MS = 2_000
 
 /** Options of {@link BullmqQueue}. */
 export interface BullmqQueueOptions {
@@ -50,15 +51,15 @@ function storeError (op: string, cause: unknown): StoreError {
 export class BullmqQueue implements JobQueue {
   readonly #redis: Redis
   readonly #url: string
-  readonly #queue: Queue
+  readonly #queues = new Map<string, Queue>()
   readonly #prefix: string
   readonly #chunkSize: number
   readonly #rateLimit: number | undefined
   readonly #retainS: number
-  readonly #payloads = new Map<string, unknown>()
   readonly #control: RedisControl
-  #worker: Worker | undefined
-  #abort = new AbortController()
+  readonly #chunks: ChunkItems
+  #workers: Worker[] = []
+  readonly #abort = new AbortController()
 
   constructor (options: BullmqQueueOptions) {
     let url: URL
@@ -76,13 +77,14 @@ export class BullmqQueue implements JobQueue {
     // Intake fails fast (503) while Redis is away instead of queueing commands in memory.
     this.#redis = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
     this.#redis.on('error', () => {}) // reconnects by itself; each command reports its own failure
-    this.#redis.defineCommand('rtCreate', { numberOfKeys: 4, lua: CREATE_JOB })
+    this.#redis.defineCommand('rtCreate', { numberOfKeys: 5, lua: CREATE_JOB })
     this.#redis.defineCommand('rtState', { numberOfKeys: 3, lua: SET_STATE })
     this.#redis.defineCommand('rtMark', { numberOfKeys: 4, lua: MARK_ITEM })
-    this.#redis.defineCommand('rtChunkDone', { numberOfKeys: 4, lua: CHUNK_DONE })
-    this.#queue = new Queue('jobs', { connection: { url: options.url }, prefix: this.#prefix })
-    this.#queue.on('error', () => {})
+    this.#redis.defineCommand('rtChunkDone', { numberOfKeys: 5, lua: CHUNK_DONE })
+    this.#redis.defineCommand('rtChunkStart', { numberOfKeys: 4, lua: CHUNK_START })
+    this.#redis.defineCommand('rtChunkPause', { numberOfKeys: 3, lua: CHUNK_PAUSE })
     this.#control = new RedisControl(this.#redis, (kind, id) => this.#key(kind, id), (id, type, indexes) => this.#requeue(id, type, indexes))
+    this.#chunks = new ChunkItems(this.#redis, (kind, id) => this.#key(kind, id), (name, ...args) => this.#call(name, ...args), this.#control, this.#abort.signal)
   }
 
   /** Chunks holding re-queued items run again, as new BullMQ jobs (the finished ones keep their ids). */
@@ -91,28 +93,13 @@ export class BullmqQueue implements JobQueue {
     const chunks = [...new Set(indexes.map((i) => Math.floor(i / this.#chunkSize)))]
     await this.#redis.srem(this.#key('chunks', id), ...chunks.map(String))
     const round = Date.now().toString(36)
-    await this.#queue.addBulk(chunks.map((n) => ({
-      name: type,
-      data: { id, type, chunk: n, start: n * this.#chunkSize, end: Math.min(total, (n + 1) * this.#chunkSize) } satisfies ChunkData,
-      opts: { jobId: `${id}-c${n}-r${round}`, attempts: CHUNK_ATTEMPTS, backoff: { type: 'exponential', delay: CHUNK_BACKOFF_MS } },
-    })))
+    await this.#queueFor(type).addBulk(chunks.map((n) => this.#chunkJob(id, type, total, n, `${id}-c${n}-r${round}`)))
   }
 
-  list (query: JobListQuery): Promise<JobList> {
-    return this.#wrap('read', () => this.#control.list(query))
-  }
-
-  retry (id: string): Promise<ControlResult | undefined> {
-    return this.#wrap('write', () => this.#control.retry(id))
-  }
-
-  cancel (id: string): Promise<ControlResult | undefined> {
-    return this.#wrap('write', () => this.#control.cancel(id))
-  }
-
-  purge (before: number): Promise<number> {
-    return this.#wrap('purge', () => this.#control.purge(before))
-  }
+  list (query: JobListQuery): Promise<JobList> { return this.#wrap('read', () => this.#control.list(query)) }
+  retry (id: string): Promise<ControlResult | undefined> { return this.#wrap('write', () => this.#control.retry(id)) }
+  cancel (id: string): Promise<ControlResult | undefined> { return this.#wrap('write', () => this.#control.cancel(id)) }
+  purge (before: number): Promise<number> { return this.#wrap('purge', () => this.#control.purge(before)) }
 
   get suppressions (): SuppressionList {
     return this.#control
@@ -120,6 +107,7 @@ export class BullmqQueue implements JobQueue {
 
   async #wrap<T> (op: string, fn: () => Promise<T>): Promise<T> {
     try {
+      await this.#ready()
       return await fn()
     } catch (err) {
       throw storeError(op, err)
@@ -135,26 +123,70 @@ export class BullmqQueue implements JobQueue {
   }
 
   async add (job: NewJob): Promise<AddResult> {
-    const id = jobIdFor(job.dedupKey, randomUUID)
-    const chunks = Math.max(1, Math.ceil(job.items / this.#chunkSize))
+    const newId = jobIdFor(job.dedupKey, randomUUID)
     try {
-      const created = await this.#call('rtCreate', this.#key('job', id), this.#key('stats'), this.#key('index'), this.#key('seq'),
-        job.type, JSON.stringify(job.payload), job.items, chunks, Date.now(), id)
-      // Also for a duplicate: a crash between the record and its chunks is mended by the resend.
-      // Chunk ids are fixed, so BullMQ adds each chunk once.
-      await this.#queue.addBulk(Array.from({ length: chunks }, (_, n) => ({
-        name: job.type,
-        data: { id, type: job.type, chunk: n, start: n * this.#chunkSize, end: Math.min(job.items, (n + 1) * this.#chunkSize) } satisfies ChunkData,
-        opts: { jobId: `${id}-c${n}`, attempts: CHUNK_ATTEMPTS, backoff: { type: 'exponential', delay: CHUNK_BACKOFF_MS } },
-      })))
+      await this.#ready()
+      const chunks = Math.max(1, Math.ceil(job.items / this.#chunkSize))
+      const [created, id] = await this.#call('rtCreate', this.#key('job', newId), this.#key('stats'), this.#key('index'), this.#key('seq'),
+        this.#key('dedup', job.dedupKey ?? newId), job.type, JSON.stringify(job.payload), job.items, chunks, Date.now(), newId) as [number, string]
+      // Also for a duplicate — of the first job's size, not this one's: a crash between the record
+      // and its chunks is mended by the resend. Chunk ids are fixed, so BullMQ adds each once.
+      const first = created === 1 ? { total: job.items, chunks, type: job.type } : await this.#shape(id)
+      if (first !== undefined) {
+        await this.#queueFor(first.type).addBulk(Array.from({ length: first.chunks }, (_, n) => this.#chunkJob(id, first.type, first.total, n, `${id}-c${n}`)))
+      }
       return { id, duplicate: created === 0 }
     } catch (err) {
       throw storeError('add', err)
     }
   }
 
+  async #shape (id: string): Promise<{ total: number, chunks: number, type: string } | undefined> {
+    const [total, chunks, type] = await this.#redis.hmget(this.#key('job', id), 'total', 'chunks', 'type')
+    return total === null ? undefined : { total: Number(total), chunks: Number(chunks), type: type as string }
+  }
+
+  #chunkJob (id: string, type: string, total: number, n: number, jobId: string): { name: string, data: ChunkData, opts: JobsOptions } {
+    return {
+      name: type,
+      data: { id, type, chunk: n, start: n * this.#chunkSize, end: Math.min(total, (n + 1) * this.#chunkSize) },
+      opts: { jobId, attempts: CHUNK_ATTEMPTS, backoff: { type: 'exponential', delay: CHUNK_BACKOFF_MS } },
+    }
+  }
+
+  /**
+   * One BullMQ queue per job type, so a worker only takes the types it has a handler for (serve
+   * processes with different `--handlers` can share one Redis).
+   */
+  #queueFor (type: string): Queue {
+    let queue = this.#queues.get(type)
+    if (queue === undefined) {
+      queue = new Queue(`jobs-${type}`, { connection: { url: this.#url }, prefix: this.#prefix })
+      queue.on('error', () => {})
+      this.#queues.set(type, queue)
+    }
+    return queue
+  }
+
+  /** Waits for the connection (commands fail fast while it is down, so intake answers 503). */
+  #ready (): Promise<void> {
+    if (this.#redis.status === 'ready') return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#redis.off('ready', onReady)
+        reject(new Error(`not connected within ${CONNECT_WAIT_MS} ms (${this.#redis.status})`))
+      }, CONNECT_WAIT_MS)
+      const onReady = (): void => {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.#redis.once('ready', onReady)
+    })
+  }
+
   async get (id: string): Promise<JobView | undefined> {
     try {
+      await this.#ready()
       const h = await this.#redis.hgetall(this.#key('job', id))
       if (h.state === undefined) return undefined
       const errorIdx = await this.#redis.zrange(this.#key('errors', id), '0', String(MAX_ERRORS_SHOWN - 1))
@@ -172,11 +204,12 @@ export class BullmqQueue implements JobQueue {
 
   async stats (): Promise<StoreStats> {
     try {
+      await this.#ready()
       const h = await this.#redis.hgetall(this.#key('stats'))
       const n = (k: string): number => Number(h[k] ?? 0)
       return {
         jobs: { queued: n('jobs:queued'), running: n('jobs:running'), done: n('jobs:done'), failed: n('jobs:failed'), cancelled: n('jobs:cancelled') },
-        items: { done: n('items:done'), failed: n('items:failed'), pending: n('items:total') - n('items:done') - n('items:failed') },
+        items: { done: n('items:done'), failed: n('items:failed'), pending: n('items:total') - n('items:done') - n('items:failed') - n('items:closed') },
       }
     } catch (err) {
       throw storeError('read', err)
@@ -184,113 +217,77 @@ export class BullmqQueue implements JobQueue {
   }
 
   start (options: RunOptions): void {
-    if (options.concurrency === 0 || options.handlers.size === 0) return
+    if (options.concurrency === 0) return
     const lockDuration = options.leaseMs ?? CHUNK_LOCK_MS
-    this.#worker = new Worker('jobs', (job: Job<ChunkData>, token?: string) => this.#process(job, token, options), {
-      connection: { url: this.#url },
-      prefix: this.#prefix,
-      concurrency: options.concurrency,
-      lockDuration,
-      stalledInterval: lockDuration,
-      maxStalledCount: 3,
-      // A retention of 0 keeps everything, as on SQLite.
-      removeOnComplete: this.#retainS === 0 ? { count: Number.MAX_SAFE_INTEGER } : { age: this.#retainS },
-      removeOnFail: this.#retainS === 0 ? { count: Number.MAX_SAFE_INTEGER } : { age: this.#retainS },
-      // BullMQ limits jobs; a chunk of C items may start every C/rate seconds, so items stay at
-      // `rateLimit` per second across all workers on average.
-      ...(this.#rateLimit === undefined ? {} : { limiter: { max: 1, duration: Math.ceil(this.#chunkSize * 1000 / this.#rateLimit) } }),
-    })
-    this.#worker.on('error', (err) => options.log.warn({ err }, 'BullMQ worker error'))
-    this.#worker.on('failed', (job, err) => {
-      if (job === undefined || job.attemptsMade < (job.opts.attempts ?? 1)) return
-      this.#call('rtState', this.#key('job', job.data.id), this.#key('stats'), this.#key('finished'), 'failed', Date.now(), err.message, job.data.id)
-        .catch((e: unknown) => options.log.error({ err: e }, 'recording a failed job failed'))
-    })
+    for (const type of options.handlers.keys()) {
+      const worker = new Worker(`jobs-${type}`, (job: Job<ChunkData>, token?: string) => this.#process(job, token, options), {
+        connection: { url: this.#url },
+        prefix: this.#prefix,
+        concurrency: options.concurrency,
+        lockDuration,
+        stalledInterval: lockDuration,
+        maxStalledCount: 3,
+        // A retention of 0 keeps everything, as on SQLite.
+        removeOnComplete: this.#retainS === 0 ? { count: Number.MAX_SAFE_INTEGER } : { age: this.#retainS },
+        removeOnFail: this.#retainS === 0 ? { count: Number.MAX_SAFE_INTEGER } : { age: this.#retainS },
+        // BullMQ limits jobs; a chunk of C items may start every C/rate seconds, so items stay at
+        // `rateLimit` per second across all workers on average.
+        ...(this.#rateLimit === undefined ? {} : { limiter: { max: 1, duration: Math.ceil(this.#chunkSize * 1000 / this.#rateLimit) } }),
+      })
+      worker.on('error', (err) => options.log.warn({ err }, 'BullMQ worker error'))
+      worker.on('failed', (job, err) => {
+        if (job === undefined || job.attemptsMade < (job.opts.attempts ?? 1)) return
+        this.#call('rtState', this.#key('job', job.data.id), this.#key('stats'), this.#key('finished'), 'failed', Date.now(), err.message, job.data.id)
+          .catch((e: unknown) => options.log.error({ err: e }, 'recording a failed job failed'))
+      })
+      this.#workers.push(worker)
+    }
   }
 
   async #process (job: Job<ChunkData>, token: string | undefined, options: RunOptions): Promise<void> {
     const { id, type, chunk, start, end } = job.data
     const handler = options.handlers.get(type) as JobHandler<unknown>
-    const log = options.log.child({ job: id, chunk, run: job.attemptsMade + 1 })
-    const state = await this.#call('rtState', this.#key('job', id), this.#key('stats'), this.#key('finished'), 'running', Date.now(), '', id)
+    // Every start of this chunk, delayed retries and stalled takeovers included: the job's run number.
+    const run = Math.max(1, job.attemptsStarted)
+    const log = options.log.child({ job: id, chunk, run })
+    const active = this.#key('active', id)
+    const state = await this.#call('rtChunkStart', this.#key('job', id), this.#key('stats'), this.#key('finished'), active, Date.now(), id, chunk, run)
     if (state !== 'running') return // failed, cancelled or gone: nothing to do
-    const ctx = this.#context(id, start, end, job.attemptsMade + 1, await this.#payload(id), log, options.observe ?? (() => {}))
-    await handler.run(ctx)
-    const pending = await this.#pendingIn(id, start, end)
+    let pending: number | undefined
+    try {
+      const ctx = this.#chunks.context(id, start, end, run, await this.#chunks.payload(id), log, options.observe ?? (() => {}))
+      await handler.run(ctx)
+      pending = await this.#chunks.pendingIn(id, start, end)
+    } catch (err) {
+      await this.#call('rtChunkPause', this.#key('job', id), this.#key('stats'), active, id, chunk)
+      throw err // BullMQ retries the chunk with backoff, then fails it (and the job)
+    }
     if (pending !== undefined) {
       // Retries later (or handed back on stop): the chunk waits in BullMQ's delayed set.
+      await this.#call('rtChunkPause', this.#key('job', id), this.#key('stats'), active, id, chunk)
       await job.moveToDelayed(this.#abort.signal.aborted ? Date.now() : pending, token)
       throw new DelayedError()
     }
-    await this.#call('rtChunkDone', this.#key('chunks', id), this.#key('job', id), this.#key('stats'), this.#key('finished'), chunk, Date.now(), id)
-  }
-
-  async #payload (id: string): Promise<unknown> {
-    const cached = this.#payloads.get(id)
-    if (cached !== undefined) return cached
-    const json = await this.#redis.hget(this.#key('job', id), 'payload')
-    const payload = JSON.parse(json ?? 'null') as unknown
-    this.#payloads.set(id, payload)
-    if (this.#payloads.size > PAYLOAD_CACHE) this.#payloads.delete(this.#payloads.keys().next().value as string)
-    return payload
-  }
-
-  /** The earliest due time of an item still pending in [start, end), or undefined when none is. */
-  async #pendingIn (id: string, start: number, end: number): Promise<number | undefined> {
-    if (end <= start) return undefined
-    const fields = Array.from({ length: end - start }, (_, i) => String(start + i))
-    const raw = await this.#redis.hmget(this.#key('items', id), ...fields)
-    let due: number | undefined
-    for (const r of raw) {
-      const item = parseItem(r)
-      if (item.state === 'p') due = Math.min(due ?? Infinity, item.dueAt)
-    }
-    return due
-  }
-
-  #context (id: string, start: number, end: number, attempts: number, payload: unknown, log: Logger, observe: (e: ItemEvent) => void): JobContext<unknown> {
-    const redis = this.#redis
-    const keys = [this.#key('job', id), this.#key('items', id), this.#key('errors', id), this.#key('stats')]
-    const signal = this.#abort.signal
-    const control = this.#control
-    return {
-      id, payload, attempts, signal, log, observe, suppressions: control,
-      items: end - start,
-      async * dueItems (): AsyncGenerator<DueItem> {
-        if (end <= start) return
-        const raw = await redis.hmget(keys[1] as string, ...Array.from({ length: end - start }, (_, i) => String(start + i)))
-        const now = Date.now()
-        for (let i = 0; i < raw.length; i++) {
-          const item = parseItem(raw[i] ?? null)
-          if (signal.aborted) return
-          // Re-checked per item: a cancel stops the chunk before its next message.
-          if (item.state === 'p' && item.dueAt <= now && await control.itemPending(id, start + i)) yield { index: start + i, attempts: item.attempts }
-        }
-      },
-      markItem: async (index: number, outcome: ItemOutcome) => {
-        const error = outcome.state === 'done' ? '' : outcome.error
-        const retryAt = outcome.state === 'retry' ? outcome.retryAt : 0
-        await this.#call('rtMark', ...keys, index, outcome.state, error, retryAt)
-      },
-    }
+    await this.#call('rtChunkDone', this.#key('chunks', id), this.#key('job', id), this.#key('stats'), this.#key('finished'), active, chunk, Date.now(), id)
   }
 
   notify (): void {} // BullMQ workers are woken by Redis itself
 
   async stop (graceMs: number): Promise<void> {
     this.#abort.abort(new Error('receiver stopping'))
-    if (this.#worker === undefined) return
+    if (this.#workers.length === 0) return
     let timer: NodeJS.Timeout | undefined
     const grace = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, graceMs, 'timeout') })
-    const outcome = await Promise.race([this.#worker.close().then(() => 'closed' as const), grace])
+    const closed = Promise.all(this.#workers.map((w) => w.close())).then(() => 'closed' as const)
+    const outcome = await Promise.race([closed, grace])
     clearTimeout(timer)
     // Past the grace period, chunks still running are left to BullMQ's stalled-job recovery.
-    if (outcome === 'timeout') await this.#worker.close(true)
+    if (outcome === 'timeout') await Promise.all(this.#workers.map((w) => w.close(true)))
   }
 
   async close (): Promise<void> {
-    await this.#worker?.close(true)
-    await this.#queue.close()
+    await Promise.all(this.#workers.map((w) => w.close(true)))
+    await Promise.all([...this.#queues.values()].map((q) => q.close()))
     this.#redis.disconnect()
   }
 }

@@ -1,13 +1,14 @@
 import type { Redis } from 'ioredis'
+import { REINDEX } from './redis-scripts.ts'
 import { LIST_LIMIT, LIST_LIMIT_MAX, PURGE_BATCH } from './sqlite-control.ts'
 import type { ControlResult, JobList, JobListQuery, JobState, JobSummary, Suppression, SuppressionList } from './types.ts'
 
 /**
- * KEYS: job, items, errors, stats. Failed items become fresh pending ones; the job goes back to
- * queued (from done or failed) with the counters. Returns the retried indexes; none for a
- * cancelled job, whose unsent items must stay unsent.
+ * KEYS: job, items, errors, stats, finished. ARGV: id. Failed items become fresh pending ones; the
+ * job goes back to queued (from done or failed) with the counters, and out of the retention index.
+ * Returns the retried indexes; none for a cancelled job, whose unsent items must stay unsent.
  */
-const RETRY = `
+const RETRY = REINDEX + `
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'cancelled' then return {} end
 local idx = redis.call('ZRANGE', KEYS[3], 0, -1)
@@ -26,7 +27,9 @@ redis.call('HINCRBY', KEYS[1], 'failed', -n)
 redis.call('HINCRBY', KEYS[4], 'items:failed', -n)
 if state == 'done' or state == 'failed' then
   redis.call('HSET', KEYS[1], 'state', 'queued')
+  reindex(KEYS[1], ARGV[1], state, 'queued')
   redis.call('HDEL', KEYS[1], 'finishedAt', 'error')
+  redis.call('ZREM', KEYS[5], ARGV[1])
   redis.call('HINCRBY', KEYS[4], 'jobs:' .. state, -1)
   redis.call('HINCRBY', KEYS[4], 'jobs:queued', 1)
 end
@@ -34,23 +37,23 @@ return retried
 `
 
 /** KEYS: job, items, errors, chunks, stats, index, finished. ARGV: id. Deletes one job and its counts. */
-const PURGE = `
-local h = redis.call('HMGET', KEYS[1], 'state', 'total', 'done', 'failed')
+const PURGE = REINDEX + `
+local h = redis.call('HMGET', KEYS[1], 'state', 'total', 'done', 'failed', 'closedOpen', 'dedup')
 if h[1] then
+  reindex(KEYS[1], ARGV[1], h[1], nil)
+  -- 0 - x, not -x: Lua writes -0 for a zero, which HINCRBY refuses.
   redis.call('HINCRBY', KEYS[5], 'jobs:' .. h[1], -1)
-  redis.call('HINCRBY', KEYS[5], 'items:total', -tonumber(h[2]))
-  redis.call('HINCRBY', KEYS[5], 'items:done', -tonumber(h[3]))
-  redis.call('HINCRBY', KEYS[5], 'items:failed', -tonumber(h[4]))
+  redis.call('HINCRBY', KEYS[5], 'items:total', 0 - tonumber(h[2]))
+  redis.call('HINCRBY', KEYS[5], 'items:done', 0 - tonumber(h[3]))
+  redis.call('HINCRBY', KEYS[5], 'items:failed', 0 - tonumber(h[4]))
+  redis.call('HINCRBY', KEYS[5], 'items:closed', 0 - tonumber(h[5] or '0'))
+  if h[6] then redis.call('DEL', h[6]) end
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1] - 4) .. 'active:' .. ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
 redis.call('ZREM', KEYS[7], ARGV[1])
 return 1
 `
-
-// Jobs read per round while filtering `GET /jobs?state=`; a page scans at most this many rounds.
-const LIST_SCAN = 200
-const LIST_ROUNDS = 25
 
 /** A job hash as the API lists it. */
 export function summaryOf (id: string, h: Record<string, string>): JobSummary {
@@ -77,12 +80,17 @@ export class RedisControl implements SuppressionList {
     this.#redis = redis
     this.#key = key
     this.#requeue = requeue
-    redis.defineCommand('rtRetry', { numberOfKeys: 4, lua: RETRY })
+    redis.defineCommand('rtRetry', { numberOfKeys: 5, lua: RETRY })
     redis.defineCommand('rtPurge', { numberOfKeys: 7, lua: PURGE })
-    redis.defineCommand('rtCancel', { numberOfKeys: 3, lua: `
+    redis.defineCommand('rtCancel', { numberOfKeys: 3, lua: REINDEX + `
       local s = redis.call('HGET', KEYS[1], 'state')
       if s ~= 'queued' and s ~= 'running' then return s end
-      redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finishedAt', ARGV[1])
+      reindex(KEYS[1], ARGV[2], s, 'cancelled')
+      local h = redis.call('HMGET', KEYS[1], 'total', 'done', 'failed')
+      local open = tonumber(h[1]) - tonumber(h[2]) - tonumber(h[3])
+      -- Unsent items leave the pending count; one in flight that ends later gives its share back.
+      redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finishedAt', ARGV[1], 'closedOpen', open)
+      redis.call('HINCRBY', KEYS[2], 'items:closed', open)
       redis.call('HINCRBY', KEYS[2], 'jobs:' .. s, -1)
       redis.call('HINCRBY', KEYS[2], 'jobs:cancelled', 1)
       redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
@@ -95,42 +103,38 @@ export class RedisControl implements SuppressionList {
 
   async list (query: JobListQuery): Promise<JobList> {
     const limit = Math.min(query.limit ?? LIST_LIMIT, LIST_LIMIT_MAX)
-    let max = query.before === undefined ? '+inf' : `(${Number(query.before)}`
+    const max = query.before === undefined ? '+inf' : `(${Number(query.before)}`
+    const index = query.state === undefined ? this.#key('index') : this.#key(`index:${query.state}`)
+    const page = await this.#redis.zrevrangebyscore(index, max, '-inf', 'WITHSCORES', 'LIMIT', 0, limit)
+    const pipe = this.#redis.pipeline()
+    for (let i = 0; i < page.length; i += 2) pipe.hgetall(this.#key('job', page[i] as string))
+    const hashes = page.length === 0 ? [] : (await pipe.exec()) ?? []
     const jobs: JobSummary[] = []
-    let last: string | undefined
-    for (let round = 0; round < LIST_ROUNDS && jobs.length < limit; round++) {
-      const page = await this.#redis.zrevrangebyscore(this.#key('index'), max, '-inf', 'WITHSCORES', 'LIMIT', 0, LIST_SCAN)
-      if (page.length === 0) break
-      const pipe = this.#redis.pipeline()
-      for (let i = 0; i < page.length; i += 2) pipe.hgetall(this.#key('job', page[i] as string))
-      const hashes = (await pipe.exec()) ?? []
-      for (let i = 0; i < page.length && jobs.length < limit; i += 2) {
-        const h = hashes[i / 2]?.[1] as Record<string, string> | undefined
-        last = page[i + 1]
-        if (h?.state !== undefined && (query.state === undefined || h.state === query.state)) jobs.push(summaryOf(page[i] as string, h))
-      }
-      max = `(${page[page.length - 1] as string}`
+    for (let i = 0; i < page.length; i += 2) {
+      const h = hashes[i / 2]?.[1] as Record<string, string> | undefined
+      if (h?.state !== undefined) jobs.push(summaryOf(page[i] as string, h))
     }
     const out: JobList = { jobs }
-    if (jobs.length === limit && last !== undefined) out.next = last
+    if (page.length === limit * 2) out.next = page[page.length - 1] as string
     return out
   }
 
   async retry (id: string): Promise<ControlResult | undefined> {
     const h = await this.#redis.hmget(this.#key('job', id), 'state', 'type')
     if (h[0] === null) return undefined
-    const retried = (await this.#call('rtRetry', this.#key('job', id), this.#key('items', id), this.#key('errors', id), this.#key('stats')) as string[]).map(Number)
+    const retried = (await this.#call('rtRetry', this.#key('job', id), this.#key('items', id), this.#key('errors', id),
+      this.#key('stats'), this.#key('finished'), id) as string[]).map(Number)
     if (retried.length > 0) await this.#requeue(id, h[1] as string, retried)
     const state = await this.#redis.hget(this.#key('job', id), 'state')
-    return { items: retried.length, state: state as JobState }
+    return { items: retried.length, state: state as JobState, changed: retried.length > 0 }
   }
 
   async cancel (id: string): Promise<ControlResult | undefined> {
     const h = await this.#redis.hmget(this.#key('job', id), 'state', 'total', 'done', 'failed')
     if (h[0] === null) return undefined
     const state = await this.#call('rtCancel', this.#key('job', id), this.#key('stats'), this.#key('finished'), Date.now(), id) as JobState
-    const items = state === 'cancelled' && h[0] !== 'cancelled' ? Number(h[1]) - Number(h[2]) - Number(h[3]) : 0
-    return { items, state }
+    const changed = state === 'cancelled' && h[0] !== 'cancelled'
+    return { items: changed ? Number(h[1]) - Number(h[2]) - Number(h[3]) : 0, state, changed }
   }
 
   async itemPending (id: string, index: number): Promise<boolean> {
@@ -157,7 +161,11 @@ export class RedisControl implements SuppressionList {
 
   async suppress (email: string, reason: string): Promise<boolean> {
     const key = email.toLowerCase()
-    const record: Suppression = { email, reason, createdAt: new Date().toISOString() }
+    const existing = await this.#redis.hget(this.#key('suppressed'), key)
+    // As on SQLite: the first spelling and date stay, the reason is updated.
+    const record: Suppression = existing === null
+      ? { email, reason, createdAt: new Date().toISOString() }
+      : { ...(JSON.parse(existing) as Suppression), reason }
     const [[, added]] = await this.#redis.multi()
       .hset(this.#key('suppressed'), key, JSON.stringify(record))
       .zadd(this.#key('suppressed:index'), 0, key)

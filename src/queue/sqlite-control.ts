@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3'
 import { toSummary, type JobRow } from './sqlite-schema.ts'
-import type { ControlResult, JobList, JobListQuery, Suppression, SuppressionList } from './types.ts'
+import type { ControlResult, JobList, JobListQuery, JobState, Suppression, SuppressionList } from './types.ts'
 
 /** Jobs per page of `GET /jobs` by default, and at most. */
 export const LIST_LIMIT = 50
@@ -19,7 +19,7 @@ export class SqliteControl implements SuppressionList {
     this.#db = db
     this.#s = {
       list: db.prepare(`SELECT * FROM jobs WHERE seq < ? AND (? IS NULL OR state = ?) ORDER BY seq DESC LIMIT ?`),
-      job: db.prepare('SELECT seq, state FROM jobs WHERE id = ?'),
+      job: db.prepare('SELECT seq, state, total - done - failed AS open FROM jobs WHERE id = ?'),
       retryItems: db.prepare(`UPDATE items SET state = 'pending', attempts = 0, due_at = 0, error = NULL
         WHERE job_seq = ? AND state = 'failed'`),
       requeue: db.prepare(`UPDATE jobs SET failed = failed - ?, state = CASE WHEN state = 'running' THEN 'running' ELSE 'queued' END,
@@ -31,6 +31,7 @@ export class SqliteControl implements SuppressionList {
       oldJobs: db.prepare(`SELECT seq FROM jobs WHERE finished_at < ? AND state IN ('done', 'failed', 'cancelled')
         ORDER BY finished_at LIMIT ?`).pluck(),
       deleteItems: db.prepare('DELETE FROM items WHERE job_seq = ?'),
+      deletePayload: db.prepare('DELETE FROM payloads WHERE job_seq = ?'),
       deleteJob: db.prepare('DELETE FROM jobs WHERE seq = ?'),
       listSuppressed: db.prepare(`SELECT email, reason, created_at FROM suppressions WHERE email > ? ORDER BY email LIMIT ?`),
       suppress: db.prepare(`INSERT INTO suppressions (email, reason, created_at) VALUES (?, ?, ?)
@@ -45,7 +46,7 @@ export class SqliteControl implements SuppressionList {
     const limit = Math.min(query.limit ?? LIST_LIMIT, LIST_LIMIT_MAX)
     const before = query.before === undefined ? Number.MAX_SAFE_INTEGER : Number(query.before)
     const state = query.state ?? null
-    const rows = this.#s.list.all(Number.isFinite(before) ? before : 0, state, state, limit) as JobRow[]
+    const rows = this.#s.list.all(before, state, state, limit) as JobRow[]
     const out: JobList = { jobs: rows.map(toSummary) }
     if (rows.length === limit) out.next = String((rows[rows.length - 1] as JobRow).seq)
     return out
@@ -53,27 +54,27 @@ export class SqliteControl implements SuppressionList {
 
   /** Failed items become pending again and the job is queued; `items` 0 means nothing had failed. */
   retry (id: string): ControlResult | undefined {
-    return this.#db.transaction(() => {
-      const job = this.#s.job.get(id) as { seq: number, state: string } | undefined
+    return this.#db.transaction((): ControlResult | undefined => {
+      const job = this.#s.job.get(id) as { seq: number, state: JobState } | undefined
       if (job === undefined) return undefined
       // A cancelled job's unsent items stay unsent; its failures are not worth a retry alone.
-      if (job.state === 'cancelled') return { items: 0, state: 'cancelled' } as ControlResult
+      if (job.state === 'cancelled') return { items: 0, state: 'cancelled', changed: false }
       const n = this.#s.retryItems.run(job.seq).changes
-      if (n === 0) return { items: 0, state: job.state } as ControlResult
+      if (n === 0) return { items: 0, state: job.state, changed: false }
       this.#s.requeue.run(n, Date.now(), job.seq)
-      return { items: n, state: job.state === 'running' ? 'running' : 'queued' } as ControlResult
+      return { items: n, state: job.state === 'running' ? 'running' : 'queued', changed: true }
     }).immediate()
   }
 
   /** Pending items become cancelled; a running job's in-flight items finish, nothing new starts. */
   cancel (id: string): ControlResult | undefined {
-    return this.#db.transaction(() => {
-      const job = this.#s.job.get(id) as { seq: number, state: string } | undefined
+    return this.#db.transaction((): ControlResult | undefined => {
+      const job = this.#s.job.get(id) as { seq: number, state: JobState, open: number } | undefined
       if (job === undefined) return undefined
-      if (job.state !== 'queued' && job.state !== 'running') return { items: 0, state: job.state } as ControlResult
-      const n = this.#s.cancelItems.run(job.seq).changes
+      if (job.state !== 'queued' && job.state !== 'running') return { items: 0, state: job.state, changed: false }
+      this.#s.cancelItems.run(job.seq) // rows exist once the job first ran; the job's state covers the rest
       this.#s.cancelJob.run(Date.now(), job.seq)
-      return { items: n, state: 'cancelled' } as ControlResult
+      return { items: job.open, state: 'cancelled', changed: true }
     }).immediate()
   }
 
@@ -89,6 +90,7 @@ export class SqliteControl implements SuppressionList {
     this.#db.transaction(() => {
       for (const seq of seqs) {
         this.#s.deleteItems.run(seq)
+        this.#s.deletePayload.run(seq)
         this.#s.deleteJob.run(seq)
       }
     })()

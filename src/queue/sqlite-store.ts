@@ -48,6 +48,8 @@ export class SqliteStore implements JobStore {
     try {
       mkdirSync(dataDir, { recursive: true })
       this.#db = new Database(join(dataDir, 'rawtrigger.db'), { timeout: BUSY_TIMEOUT_MS })
+      // auto_vacuum only takes effect on a new file before the first table, and before WAL.
+      this.#db.pragma('auto_vacuum = INCREMENTAL')
       this.#db.pragma('journal_mode = WAL')
       this.#db.pragma('synchronous = NORMAL')
       this.#db.exec(SCHEMA)
@@ -56,8 +58,11 @@ export class SqliteStore implements JobStore {
     }
     const db = this.#db
     this.#stmt = {
-      insert: db.prepare(`INSERT INTO jobs (id, type, payload, state, total, due_at, dedup_key, created_at)
-        VALUES (?, ?, ?, 'queued', ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+      insert: db.prepare(`INSERT INTO jobs (id, type, state, total, due_at, dedup_key, created_at)
+        VALUES (?, ?, 'queued', ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+      insertPayload: db.prepare('INSERT INTO payloads (job_seq, payload) VALUES (?, ?)'),
+      payload: db.prepare('SELECT payload FROM payloads WHERE job_seq = ?').pluck(),
+      fault: db.prepare('UPDATE jobs SET faults = faults + 1 WHERE seq = ? RETURNING faults').pluck(),
       byDedup: db.prepare('SELECT id FROM jobs WHERE dedup_key = ?').pluck(),
       get: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       errors: db.prepare(`SELECT idx, error, attempts, state FROM items
@@ -77,16 +82,19 @@ export class SqliteStore implements JobStore {
       seq: db.prepare('SELECT seq FROM jobs WHERE id = ?').pluck(),
       due: db.prepare(`SELECT idx AS "index", attempts FROM items WHERE job_seq = ? AND idx >= ?
         AND state = 'pending' AND due_at <= ? ORDER BY idx LIMIT ?`),
+      // 'cancelled' too: a message in flight when its job was cancelled still counts once it ends.
       itemDone: db.prepare(`UPDATE items SET state = 'done', attempts = attempts + 1, error = NULL
-        WHERE job_seq = ? AND idx = ? AND state = 'pending'`),
+        WHERE job_seq = ? AND idx = ? AND state IN ('pending', 'cancelled')`),
       itemFailed: db.prepare(`UPDATE items SET state = 'failed', attempts = attempts + 1, error = ?
-        WHERE job_seq = ? AND idx = ? AND state = 'pending'`),
+        WHERE job_seq = ? AND idx = ? AND state IN ('pending', 'cancelled')`),
       itemRetry: db.prepare(`UPDATE items SET attempts = attempts + 1, error = ?, due_at = ?
         WHERE job_seq = ? AND idx = ? AND state = 'pending'`),
       countDone: db.prepare('UPDATE jobs SET done = done + 1 WHERE seq = ?'),
       countFailed: db.prepare('UPDATE jobs SET failed = failed + 1 WHERE seq = ?'),
       nextRetry: db.prepare(`SELECT min(due_at) FROM items WHERE job_seq = ? AND state = 'pending'`).pluck(),
       end: db.prepare(`UPDATE jobs SET state = ?, due_at = ?, lease_until = NULL, finished_at = ?, error = ?
+        WHERE id = ? AND attempts = ? AND state = 'running'`),
+      fail: db.prepare(`UPDATE jobs SET state = ?, due_at = ?, lease_until = NULL, finished_at = ?, error = ?, faults = faults + 1
         WHERE id = ? AND attempts = ? AND state = 'running'`),
     }
     this.#control = new SqliteControl(db)
@@ -95,16 +103,23 @@ export class SqliteStore implements JobStore {
       const now = Date.now()
       return batch.map(({ job }): AddResult => {
         const id = jobIdFor(job.dedupKey, randomUUID)
-        const info = this.#stmt.insert.run(id, job.type, JSON.stringify(job.payload), job.items, now, job.dedupKey ?? null, now)
-        if (info.changes === 1) return { id, duplicate: false }
+        const info = this.#stmt.insert.run(id, job.type, job.items, now, job.dedupKey ?? null, now)
+        if (info.changes === 1) {
+          this.#stmt.insertPayload.run(info.lastInsertRowid, JSON.stringify(job.payload))
+          return { id, duplicate: false }
+        }
         return { id: this.#stmt.byDedup.get(job.dedupKey) as string, duplicate: true }
       })
     })
     this.#claimTx = db.transaction((types: string, leaseMs: number): JobRow | undefined => {
       const now = Date.now()
-      const seq = this.#stmt.nextQueued.get(now, types) ?? this.#stmt.nextExpired.get(now, types)
+      let seq = this.#stmt.nextQueued.get(now, types)
+      const orphan = seq === undefined
+      seq ??= this.#stmt.nextExpired.get(now, types)
       if (seq === undefined) return undefined
       const row = this.#stmt.take.get(now + leaseMs, now, seq) as JobRow
+      // A lapsed lease means the last run died (crash, kill -9): that counts as a failed run.
+      if (orphan) row.faults = this.#stmt.fault.get(seq) as number
       if (row.items_ready === 0 && row.total > 0) {
         this.#stmt.makeItems.run(row.total, row.seq)
         this.#stmt.itemsReady.run(row.seq)
@@ -184,7 +199,8 @@ export class SqliteStore implements JobStore {
     return this.#run('claim', () => {
       const row = this.#claimTx(JSON.stringify(types), leaseMs)
       if (row === undefined) return undefined
-      return { id: row.id, type: row.type, payload: JSON.parse(row.payload) as unknown, items: row.total, attempts: row.attempts }
+      const payload = JSON.parse(this.#stmt.payload.get(row.seq) as string) as unknown
+      return { id: row.id, type: row.type, payload, items: row.total, attempts: row.attempts, faults: row.faults }
     })
   }
 
@@ -233,8 +249,8 @@ export class SqliteStore implements JobStore {
 
   failRun (id: string, attempts: number, message: string, retryAt?: number): Promise<void> {
     return this.#run('write', () => {
-      if (retryAt === undefined) this.#stmt.end.run('failed', Date.now(), Date.now(), message, id, attempts)
-      else this.#stmt.end.run('queued', retryAt, null, message, id, attempts)
+      if (retryAt === undefined) this.#stmt.fail.run('failed', Date.now(), Date.now(), message, id, attempts)
+      else this.#stmt.fail.run('queued', retryAt, null, message, id, attempts)
     })
   }
 

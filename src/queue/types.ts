@@ -88,7 +88,10 @@ export interface JobList {
 export interface ControlResult {
   /** Items re-queued (retry) or cancelled (cancel). */
   items: number
+  /** The job's state afterwards. */
   state: JobState
+  /** False when nothing was done: nothing failed, or the job had already ended. */
+  changed: boolean
 }
 
 /** One suppressed address. */
@@ -124,6 +127,8 @@ export interface ClaimedJob {
   items: number
   /** This run's number, 1 for the first. */
   attempts: number
+  /** Runs that failed or died so far; runs that ended with items waiting for a retry do not count. */
+  faults: number
 }
 
 /** An item due now. */

@@ -6,7 +6,7 @@ import type { ClaimedJob, DueItem, ItemOutcome, JobStore, RunOptions } from './t
 export const LEASE_MS = 30_000
 /** How often an idle worker looks for due jobs (retries, other processes' jobs, expired leases). */
 export const POLL_MS = 500
-/** Runs of one job before it is failed for good (a crash counts as a run). */
+/** Failed runs of one job before it is failed for good (a crash counts; a run that ends with items waiting for a retry does not). */
 export const MAX_RUNS = 5
 /** First delay after a failed run; doubled each run. */
 export const RUN_RETRY_BASE_MS = 1_000
@@ -89,8 +89,8 @@ export class Worker {
       }, (err: unknown) => log.warn({ err }, 'lease renewal failed'))
     }, Math.floor(this.#leaseMs / 3))
     try {
-      if (job.attempts > MAX_RUNS) {
-        await store.failRun(job.id, job.attempts, `gave up after ${MAX_RUNS} runs`)
+      if (job.faults >= MAX_RUNS) {
+        await store.failRun(job.id, job.attempts, `gave up after ${MAX_RUNS} failed runs`)
         log.error('job failed: run limit reached')
         return
       }
@@ -105,7 +105,7 @@ export class Worker {
         return
       }
       const message = err instanceof Error ? err.message : String(err)
-      const retryAt = job.attempts < MAX_RUNS ? Date.now() + RUN_RETRY_BASE_MS * 2 ** (job.attempts - 1) : undefined
+      const retryAt = job.faults + 1 < MAX_RUNS ? Date.now() + RUN_RETRY_BASE_MS * 2 ** job.faults : undefined
       log.error({ err, retryAt }, 'job run failed')
       await store.failRun(job.id, job.attempts, message, retryAt).catch((e: unknown) => log.error({ err: e }, 'recording the failure failed'))
     } finally {

@@ -65,6 +65,7 @@ export function controlRoute (ctx: RouteContext, req: IncomingMessage, res: Serv
       const state = url.searchParams.get('state')
       if (state !== null && !STATES.includes(state as JobState)) throw new ValidationError('state', `must be one of ${STATES.join(', ')}`)
       const before = url.searchParams.get('before')
+      if (before !== null && !/^\d{1,15}$/.test(before)) throw new ValidationError('before', 'must be the `next` of a previous page')
       return {
         status: 200,
         body: await queue.list({
@@ -83,10 +84,10 @@ export function controlRoute (ctx: RouteContext, req: IncomingMessage, res: Serv
     guarded(ctx, req, res, async () => {
       const result = verb === 'retry' ? await queue.retry(id) : await queue.cancel(id)
       if (result === undefined) throw new NotFoundError(`no job ${id}`)
-      if (result.items === 0 && verb === 'retry') throw new ConflictError(`job ${id} has no failed items to retry (state ${result.state})`)
-      if (verb === 'cancel' && result.state !== 'cancelled') throw new ConflictError(`job ${id} is already ${result.state}`)
+      if (!result.changed && verb === 'retry') throw new ConflictError(`job ${id} has no failed items to retry (state ${result.state})`)
+      if (!result.changed) throw new ConflictError(`job ${id} has already ended (${result.state})`)
       if (verb === 'retry') queue.notify()
-      return { status: 200, body: { id, ...result } }
+      return { status: 200, body: { id, items: result.items, state: result.state } }
     })
     return true
   }
@@ -112,8 +113,13 @@ export function controlRoute (ctx: RouteContext, req: IncomingMessage, res: Serv
   const suppression = SUPPRESSION_RE.exec(path)
   if (suppression !== null) {
     if (method !== 'DELETE') return methodNotAllowed(res, method, path, 'DELETE')
-    const email = decodeURIComponent(suppression[1] as string)
     guarded(ctx, req, res, async () => {
+      let email: string
+      try {
+        email = decodeURIComponent(suppression[1] as string)
+      } catch {
+        throw new ValidationError('email', 'is not a valid percent-encoded address')
+      }
       if (!(await queue.suppressions.unsuppress(email))) throw new NotFoundError(`${email} is not suppressed`)
       return { status: 204 }
     })

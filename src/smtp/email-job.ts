@@ -172,9 +172,15 @@ export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload
     async run (ctx) {
       // As many messages in flight as the pool has connections: bounded memory, and a crash
       // resends at most that many.
+      // A free slot first, then the next item: dueItems re-checks it is still pending (not
+      // cancelled) just before handing it over, so nothing starts after a cancel returned.
       const inFlight = new Set<Promise<void>>()
-      for await (const item of ctx.dueItems()) {
+      const items = ctx.dueItems()[Symbol.asyncIterator]()
+      for (;;) {
         while (inFlight.size >= mailer.maxConnections) await Promise.race(inFlight)
+        const next = await items.next()
+        if (next.done === true) break
+        const item = next.value
         const sending: Promise<void> = sendOne(ctx, item.index, item.attempts)
           .catch((err: unknown) => ctx.log.error({ err, index: item.index }, 'recording a send failed'))
           .finally(() => inFlight.delete(sending))

@@ -47,6 +47,22 @@ export interface Sink {
   close (): Promise<void>
 }
 
+/** Decodes RFC 2047 encoded words (`=?UTF-8?Q?Gr=C3=BC=C3=9Fe?=`), as a mail client shows them. */
+export function decodeWords (value: string): string {
+  return value
+    .replace(/(\?=)\s+(=\?)/g, '$1$2') // whitespace between encoded words is not part of the text
+    .replace(/=\?([^?]+)\?([BbQq])\?([^?]*)\?=/g, (word, charset: string, encoding: string, text: string) => {
+      let bytes: Buffer
+      if (encoding.toUpperCase() === 'B') bytes = Buffer.from(text, 'base64')
+      else bytes = Buffer.from(text.replace(/_/g, ' ').replace(/=([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1')
+      try {
+        return new TextDecoder(charset.split('*')[0]).decode(bytes)
+      } catch {
+        return word // an unknown charset stays as it came
+      }
+    })
+}
+
 function headerValue (head: string, name: string): string {
   const match = new RegExp(`^${name}:[ \\t]*((?:.*)(?:\\r?\\n[ \\t].*)*)`, 'im').exec(head)
   return match === null ? '' : (match[1] as string).replace(/\r?\n[ \t]+/g, ' ').trim()
@@ -80,7 +96,7 @@ export async function startSink (options: SinkOptions = {}): Promise<Sink> {
         kept.push({
           from: mailFrom === false ? '' : mailFrom.address,
           to: session.envelope.rcptTo.map((r) => r.address),
-          subject: headerValue(head, 'Subject'),
+          subject: decodeWords(headerValue(head, 'Subject')),
           messageId: headerValue(head, 'Message-ID'),
           size,
           receivedAt: new Date().toISOString(),

@@ -14,17 +14,14 @@ export type TlsOptions = Omit<ConnectionOptions, 'host' | 'port' | 'socket' | 's
  * SNI (`servername`) is set only for host names, never for IP literals (RFC 6066 §3).
  */
 export function openSocket (target: Target, tlsOptions: TlsOptions | undefined): Socket {
-  if (!target.tls) {
-    return net.connect({ host: target.hostname, port: target.port, noDelay: true })
-  }
+  // No setNoDelay: one write then the FIN, and Nagle never holds back a first segment.
+  if (!target.tls) return net.connect({ host: target.hostname, port: target.port })
   const options: ConnectionOptions = { ...tlsOptions, host: target.hostname, port: target.port }
-  if (net.isIP(target.hostname) === 0) options.servername = target.hostname
-  const socket = tls.connect(options)
-  socket.setNoDelay(true)
-  return socket
+  if (!target.ip) options.servername = target.hostname
+  return tls.connect(options)
 }
 
 /** `host:port` for messages, IPv6 in brackets. */
 export function describe (target: Target): string {
-  return net.isIPv6(target.hostname) ? `[${target.hostname}]:${target.port}` : `${target.hostname}:${target.port}`
+  return target.hostname.includes(':') ? `[${target.hostname}]:${target.port}` : `${target.hostname}:${target.port}`
 }

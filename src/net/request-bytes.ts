@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import {
   ForbiddenHeaderError,
   InvalidBodyError,
@@ -47,6 +48,8 @@ export interface Target {
   host: string
   /** Path and query, percent-encoded (WHATWG URL). */
   path: string
+  /** `hostname` is an IP literal: no DNS, no SNI, and the peer address is known up front. */
+  ip: boolean
 }
 
 /** Parses and checks the URL: http or https, no credentials. */
@@ -70,6 +73,7 @@ export function parseTarget (url: string | URL): Target {
     port: u.port === '' ? (tls ? 443 : 80) : Number(u.port),
     host: u.host,
     path: u.pathname + u.search,
+    ip: isIP(hostname) !== 0,
   }
 }
 

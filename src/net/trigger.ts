@@ -70,6 +70,113 @@ export function checkTriggerOptions (target: Target, options: TriggerOptions): v
   assemble(target, rest, 'close')
 }
 
+// Per-call state lives on the socket under this symbol; the handlers below are defined once, so a
+// trigger allocates no closures (measured: about a tenth of the caller's time went to them).
+const STATE = Symbol('rawtrigger.trigger')
+
+type Phase = 'connect' | 'tls' | 'write' | 'ack' | 'settled'
+
+interface Fire {
+  socket: Socket
+  target: Target
+  start: number
+  bytes: number
+  ack: boolean
+  connectTimeoutMs: number
+  ackTimeoutMs: number
+  signal: AbortSignal | undefined
+  onAbort: (() => void) | undefined
+  phase: Phase
+  connectMs: number
+  remoteAddress: string
+  remotePort: number
+  status: string
+  timer: NodeJS.Timeout | undefined
+  resolve: (r: TriggerResult) => void
+  reject: (e: unknown) => void
+}
+
+type Owned = Socket & { [STATE]: Fire }
+
+function settle (f: Fire, err: TriggerError | undefined, status?: number): void {
+  if (f.phase === 'settled') return
+  f.phase = 'settled'
+  if (f.timer !== undefined) clearTimeout(f.timer)
+  if (f.onAbort !== undefined) f.signal?.removeEventListener('abort', f.onAbort)
+  f.socket.destroy()
+  if (err !== undefined) {
+    f.reject(err)
+    return
+  }
+  const r: TriggerResult = { bytes: f.bytes, connectMs: f.connectMs, totalMs: performance.now() - f.start, remoteAddress: f.remoteAddress, remotePort: f.remotePort }
+  if (status !== undefined) r.status = status
+  f.resolve(r)
+}
+
+function onConnectTimeout (f: Fire): void {
+  f.timer = undefined
+  settle(f, new ConnectTimeoutError(`Connect timeout (${describe(f.target)}, ${f.connectTimeoutMs} ms)`))
+}
+
+function onAckTimeout (f: Fire): void {
+  f.timer = undefined
+  settle(f, new AckTimeoutError(`No status line within ${f.ackTimeoutMs} ms (${describe(f.target)})`))
+}
+
+function onTcpConnect (this: Owned): void {
+  const f = this[STATE]
+  if (f.remoteAddress === '') { // a host name: ask the socket where it went
+    f.remoteAddress = this.remoteAddress ?? ''
+    f.remotePort = this.remotePort ?? 0
+  }
+  if (f.target.tls) f.phase = 'tls'
+  else onReady.call(this)
+}
+
+function onReady (this: Owned): void {
+  const f = this[STATE]
+  f.connectMs = performance.now() - f.start
+  clearTimeout(f.timer)
+  f.timer = undefined
+  f.phase = 'write'
+}
+
+function onSocketError (this: Owned, err: Error): void {
+  const f = this[STATE]
+  const where = describe(f.target)
+  if (f.phase === 'connect') settle(f, new ConnectError(`Connect failed (${where}): ${err.message}`, { cause: err }))
+  else if (f.phase === 'tls') settle(f, new TlsError(`TLS handshake failed (${where}): ${err.message}`, { cause: err }))
+  else if (f.phase === 'write') settle(f, new WriteError(`Write failed (${where}): ${err.message}`, { cause: err }))
+  else settle(f, new AckError(`Connection failed while waiting for the status line (${where}): ${err.message}`, { cause: err }))
+}
+
+function onWritten (this: Owned, err?: Error | null): void {
+  if (err != null) return // 'error' reports it with the phase
+  const f = this[STATE]
+  if (!f.ack) {
+    settle(f, undefined)
+    return
+  }
+  f.phase = 'ack'
+  f.timer = setTimeout(onAckTimeout, f.ackTimeoutMs, f)
+  this.on('data', onSocketData)
+  this.once('end', onSocketEnd)
+}
+
+function onSocketData (this: Owned, chunk: Buffer): void {
+  const f = this[STATE]
+  f.status += chunk.toString('latin1', 0, Math.min(chunk.length, MAX_STATUS_LINE_BYTES))
+  const eol = f.status.indexOf('\n')
+  if (eol === -1 && f.status.length < MAX_STATUS_LINE_BYTES) return
+  const match = STATUS_LINE_RE.exec(eol === -1 ? f.status : f.status.slice(0, eol + 1))
+  if (match === null) settle(f, new AckError(`Response does not start with an HTTP/1.x status line (${describe(f.target)})`))
+  else settle(f, undefined, Number(match[1]))
+}
+
+function onSocketEnd (this: Owned): void {
+  settle(this[STATE], new AckError(`Connection closed before a status line (${describe(this[STATE].target)})`))
+}
+
 /**
  * Fires one HTTP/1.1 request over a raw socket, the way PHP's `fsockopen()` does: connect, write
  * every byte and the FIN, and resolve without reading the response. Input is validated and the
@@ -82,7 +189,7 @@ export function trigger (url: string | URL, options: TriggerOptions = {}): Promi
   try {
     checkMs('connectTimeoutMs', options.connectTimeoutMs)
     checkMs('ackTimeoutMs', options.ackTimeoutMs)
-    target = parseTarget(url)
+    target = cachedTarget(url)
     bytes = assemble(target, options, 'close')
     if (options.signal?.aborted === true) {
       throw new AbortError('trigger aborted before connecting', { cause: options.signal.reason })
@@ -90,107 +197,48 @@ export function trigger (url: string | URL, options: TriggerOptions = {}): Promi
   } catch (err) {
     return Promise.reject(err)
   }
-  const where = describe(target)
-  const ack = options.ack === true
-  const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
-  const ackTimeoutMs = options.ackTimeoutMs ?? ACK_TIMEOUT_MS
-  const signal = options.signal
-
   return new Promise<TriggerResult>((resolve, reject) => {
-    const socket: Socket = openSocket(target, options.tls)
-    let phase: 'connect' | 'tls' | 'write' | 'ack' = 'connect'
-    let connectMs = 0
-    let remoteAddress = ''
-    let remotePort = 0
-    let status = ''
-    let settled = false
-    let timer: NodeJS.Timeout | undefined = setTimeout(onConnectTimeout, connectTimeoutMs)
-
-    function settle (err: TriggerError | undefined, result?: TriggerResult): void {
-      if (settled) return
-      settled = true
-      if (timer !== undefined) clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-      socket.destroy()
-      if (err !== undefined) reject(err)
-      else resolve(result as TriggerResult)
+    const socket = openSocket(target, options.tls) as Owned
+    const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
+    const f: Fire = {
+      socket, target, start, bytes: bytes.length, ack: options.ack === true, connectTimeoutMs,
+      ackTimeoutMs: options.ackTimeoutMs ?? ACK_TIMEOUT_MS, signal: options.signal, onAbort: undefined,
+      phase: 'connect', connectMs: 0,
+      // An IP literal is where the socket goes: no getpeername() call needed.
+      remoteAddress: target.ip ? target.hostname : '', remotePort: target.ip ? target.port : 0,
+      status: '', timer: undefined, resolve, reject,
     }
-
-    function result (statusCode?: number): TriggerResult {
-      const r: TriggerResult = { bytes: bytes.length, connectMs, totalMs: performance.now() - start, remoteAddress, remotePort }
-      if (statusCode !== undefined) r.status = statusCode
-      return r
-    }
-
-    function onConnectTimeout (): void {
-      timer = undefined
-      settle(new ConnectTimeoutError(`Connect timeout (${where}, ${connectTimeoutMs} ms)`))
-    }
-
-    function onAckTimeout (): void {
-      timer = undefined
-      settle(new AckTimeoutError(`No status line within ${ackTimeoutMs} ms (${where})`))
-    }
-
-    function onAbort (): void {
-      settle(new AbortError(`trigger aborted during ${phase} (${where})`, { cause: signal?.reason }))
-    }
-
-    function onTcpConnect (): void {
-      remoteAddress = socket.remoteAddress ?? ''
-      remotePort = socket.remotePort ?? 0
-      if (target.tls) {
-        phase = 'tls'
-        return
-      }
-      onReady()
-    }
-
-    function onReady (): void {
-      connectMs = performance.now() - start
-      clearTimeout(timer)
-      timer = undefined
-      phase = 'write'
-    }
-
-    function onSocketError (err: Error): void {
-      if (phase === 'connect') settle(new ConnectError(`Connect failed (${where}): ${err.message}`, { cause: err }))
-      else if (phase === 'tls') settle(new TlsError(`TLS handshake failed (${where}): ${err.message}`, { cause: err }))
-      else if (phase === 'write') settle(new WriteError(`Write failed (${where}): ${err.message}`, { cause: err }))
-      else settle(new AckError(`Connection failed while waiting for the status line (${where}): ${err.message}`, { cause: err }))
-    }
-
-    function onWritten (err?: Error | null): void {
-      if (err != null) return // 'error' reports it with the phase
-      if (!ack) {
-        settle(undefined, result())
-        return
-      }
-      phase = 'ack'
-      timer = setTimeout(onAckTimeout, ackTimeoutMs)
-      socket.on('data', onSocketData)
-      socket.once('end', onSocketEnd)
-    }
-
-    function onSocketData (chunk: Buffer): void {
-      status += chunk.toString('latin1', 0, Math.min(chunk.length, MAX_STATUS_LINE_BYTES))
-      const eol = status.indexOf('\n')
-      if (eol === -1 && status.length < MAX_STATUS_LINE_BYTES) return
-      const match = STATUS_LINE_RE.exec(eol === -1 ? status : status.slice(0, eol + 1))
-      if (match === null) settle(new AckError(`Response does not start with an HTTP/1.x status line (${where})`))
-      else settle(undefined, result(Number(match[1])))
-    }
-
-    function onSocketEnd (): void {
-      settle(new AckError(`Connection closed before a status line (${where})`))
-    }
-
+    f.timer = setTimeout(onConnectTimeout, connectTimeoutMs, f)
+    socket[STATE] = f
     socket.once('connect', onTcpConnect)
     if (target.tls) socket.once('secureConnect', onReady)
     socket.on('error', onSocketError)
-    signal?.addEventListener('abort', onAbort, { once: true })
+    if (f.signal !== undefined) {
+      f.onAbort = () => settle(f, new AbortError(`trigger aborted during ${f.phase} (${describe(target)})`, { cause: f.signal?.reason }))
+      f.signal.addEventListener('abort', f.onAbort, { once: true })
+    }
     // Queued until the socket is connected; end() sends the FIN right after the last byte.
-    if (ack) socket.write(bytes, onWritten)
-    else socket.end(bytes, onWritten)
+    // Ack mode does not half-close first, so servers that treat a FIN as an abort still answer.
+    if (f.ack) {
+      socket.write(bytes, (err) => onWritten.call(socket, err))
+    } else {
+      socket.once('finish', onWritten) // = end()'s callback, without a closure
+      socket.end(bytes)
+    }
   })
+}
+
+// Parsed URLs of recent string targets: most callers fire at one or a few endpoints.
+const TARGETS = new Map<string, Target>()
+const TARGETS_MAX = 64
+
+function cachedTarget (url: string | URL): Target {
+  if (typeof url !== 'string') return parseTarget(url)
+  let target = TARGETS.get(url)
+  if (target === undefined) {
+    target = parseTarget(url)
+    if (TARGETS.size >= TARGETS_MAX) TARGETS.delete(TARGETS.keys().next().value as string)
+    TARGETS.set(url, target)
+  }
+  return target
 }

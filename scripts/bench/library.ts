@@ -1,0 +1,24 @@
+// Which build of rawtrigger the benchmark measures: the source through tsx (what `npm run bench`
+// runs) or the compiled dist/ that users install (`--dist`, after `npm run build`).
+import { existsSync } from 'node:fs'
+import type * as Rawtrigger from 'rawtrigger'
+
+export type Library = Pick<typeof Rawtrigger, 'trigger' | 'fireMany' | 'buildRequest'>
+
+export interface LoadedLibrary {
+  lib: Library
+  /** What was loaded, for the summary. */
+  build: string
+}
+
+const DIST = new URL('../../dist/index.js', import.meta.url)
+
+export async function loadLibrary (dist: boolean): Promise<LoadedLibrary> {
+  if (!dist) {
+    const lib: Library = await import('rawtrigger')
+    return { lib, build: 'src/ through tsx (--conditions=rawtrigger-source)' }
+  }
+  if (!existsSync(DIST)) throw new Error(`--dist: ${DIST.pathname} does not exist; run \`npm run build\` first`)
+  const lib = await import(DIST.href) as Library
+  return { lib, build: 'dist/ (compiled by tsc, as installed)' }
+}

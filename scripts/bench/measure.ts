@@ -1,0 +1,150 @@
+// Timing loops and statistics: sequential calls, each timed with process.hrtime.bigint().
+import { constants } from 'node:os'
+
+/** Percentiles of one contender's caller-blocking times, in microseconds. */
+export interface Stats {
+  /** Successful measured calls (warm-up and failed calls excluded). */
+  n: number
+  p50: number
+  p90: number
+  p99: number
+  max: number
+  mean: number
+}
+
+/** One contender's measurements in one run. */
+export interface Measurement {
+  stats: Stats
+  /** Failed calls (warm-up included), by error code: `RT_ERR_CONNECT/EADDRNOTAVAIL`, `ECONNRESET`, … */
+  errors: Record<string, number>
+  /** Calls made, warm-up included: what the receiver should have counted. */
+  calls: number
+  wallMs: number
+  /** CPU time (user + system) of the calling process per measured call, µs: its own work, not waiting. */
+  cpuUsPerCall: number
+}
+
+/** Reports progress: calls done so far out of the total. */
+export type OnProgress = (done: number, total: number) => void
+
+const PROGRESS_EVERY = 250 // calls between progress reports
+
+// errno numbers to names (PHP reports numbers): 99 → EADDRNOTAVAIL on Linux.
+const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, number]) => [number, name]))
+
+export function errnoName (errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `errno ${errno}`
+}
+
+/** `TriggerError` code plus the OS code on its cause, or the plain OS code: `RT_ERR_CONNECT/EADDRNOTAVAIL`. */
+export function errorCode (err: unknown): string {
+  if (typeof err !== 'object' || err === null) return String(err)
+  const code = 'code' in err && typeof err.code === 'string' ? err.code : undefined
+  const cause = 'cause' in err ? err.cause : undefined
+  const causeCode = typeof cause === 'object' && cause !== null && 'code' in cause && typeof cause.code === 'string'
+    ? cause.code
+    : undefined
+  if (code !== undefined && causeCode !== undefined && causeCode !== code) return `${code}/${causeCode}`
+  return code ?? causeCode ?? (err instanceof Error ? err.name : 'unknown')
+}
+
+export function addError (errors: Record<string, number>, code: string, by = 1): void {
+  errors[code] = (errors[code] ?? 0) + by
+}
+
+/** Nearest-rank percentiles of durations in nanoseconds, returned in microseconds. */
+export function stats (durationsNs: ArrayLike<number>): Stats {
+  const sorted = Float64Array.from(durationsNs).sort()
+  const n = sorted.length
+  if (n === 0) return { n: 0, p50: NaN, p90: NaN, p99: NaN, max: NaN, mean: NaN }
+  const at = (p: number): number => (sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))] ?? NaN) / 1_000
+  let sum = 0
+  for (const d of sorted) sum += d
+  return { n, p50: at(50), p90: at(90), p99: at(99), max: (sorted[n - 1] ?? NaN) / 1_000, mean: sum / n / 1_000 }
+}
+
+/** Optional parts of {@link measure}. */
+export interface MeasureOptions {
+  /** Runs after each call, untimed (the spawn contender waits there for its child to exit). */
+  after?: (value: unknown) => Promise<void>
+  /**
+   * Pause before each call, untimed, in ms: the receiver then goes idle between calls, as it does
+   * when a web app fires one trigger per page view, instead of being kept busy by back-to-back calls.
+   * @default 0
+   */
+  pauseMs?: number
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * Calls `fn` `warmup + iterations` times in sequence and times each call, from the call until its
+ * promise resolves (or, for a synchronous `fn`, until it returns).
+ */
+export async function measure (
+  fn: () => unknown,
+  warmup: number,
+  iterations: number,
+  onProgress: OnProgress,
+  options: MeasureOptions = {},
+): Promise<Measurement> {
+  const { after, pauseMs = 0 } = options
+  const durations = new Float64Array(iterations)
+  const errors: Record<string, number> = {}
+  let n = 0
+  const total = warmup + iterations
+  const wallStart = performance.now()
+  let cpuStart = process.cpuUsage()
+  for (let i = 0; i < total; i++) {
+    if (i === warmup) cpuStart = process.cpuUsage()
+    if (i % PROGRESS_EVERY === 0) onProgress(i, total)
+    if (pauseMs > 0) await sleep(pauseMs)
+    let value: unknown
+    const t0 = process.hrtime.bigint()
+    try {
+      value = fn()
+      if (value instanceof Promise) value = await value
+    } catch (err) {
+      addError(errors, errorCode(err))
+      continue
+    }
+    const t1 = process.hrtime.bigint()
+    if (i >= warmup) durations[n++] = Number(t1 - t0)
+    if (after !== undefined) {
+      try {
+        await after(value)
+      } catch (err) {
+        addError(errors, errorCode(err))
+      }
+    }
+  }
+  const cpu = process.cpuUsage(cpuStart)
+  onProgress(total, total)
+  return {
+    stats: stats(durations.subarray(0, n)),
+    errors,
+    calls: total,
+    wallMs: performance.now() - wallStart,
+    cpuUsPerCall: (cpu.user + cpu.system) / iterations,
+  }
+}
+
+/** The median of a list of numbers, NaN entries left out (NaN when none is left). */
+export function median (values: readonly number[]): number {
+  const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
+  if (sorted.length === 0) return NaN
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2
+}
+
+/** The median of each statistic over several runs (the run-to-run noise of a shared box). */
+export function medianStats (runs: readonly Stats[]): Stats {
+  return {
+    n: runs.reduce((sum, s) => sum + s.n, 0),
+    p50: median(runs.map((s) => s.p50)),
+    p90: median(runs.map((s) => s.p90)),
+    p99: median(runs.map((s) => s.p99)),
+    max: median(runs.map((s) => s.max)),
+    mean: median(runs.map((s) => s.mean)),
+  }
+}

@@ -22,6 +22,8 @@ export const REQUEST_TIMEOUT_MS = 15_000
 export const KEEP_ALIVE_TIMEOUT_MS = 5_000
 /** How often Node checks the two request timeouts above (its default, 30 s, is too coarse). */
 const TIMEOUT_CHECK_INTERVAL_MS = 1_000
+/** Pending connections the kernel queues before accept (capped by net.core.somaxconn). */
+const LISTEN_BACKLOG = 4_096
 /** Finished jobs are deleted after this (7 days). */
 export const RETAIN_MS = 7 * 24 * 3600 * 1000
 /** How often retention looks for old jobs. */
@@ -189,7 +191,9 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(options.port ?? 8080, host, () => {
+    // Fire-and-forget senders arrive in bursts and hang up at once: Node's default backlog (511)
+    // overflowed under fireMany (the kernel drops the SYN and the sender waits a second).
+    server.listen({ port: options.port ?? 8080, host, backlog: LISTEN_BACKLOG }, () => {
       server.off('error', reject)
       resolve()
     })

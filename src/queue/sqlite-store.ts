@@ -11,6 +11,13 @@ import type {
 } from './types.ts'
 import { SqliteControl } from './sqlite-control.ts'
 
+/**
+ * Group commit: adds within this window share one transaction (one BEGIN/COMMIT is most of a
+ * small insert's cost), and the 202s wait at most this long for it.
+ */
+const COMMIT_WINDOW_MS = 1
+/** A batch this large commits at once instead of waiting for the window. */
+const COMMIT_BATCH_MAX = 256
 /** How long a write waits for a lock held by another process before it fails (blocks the event loop). */
 const BUSY_TIMEOUT_MS = 2_000
 
@@ -43,6 +50,7 @@ export class SqliteStore implements JobStore {
   readonly #control: SqliteControl
   #pending: Pending[] = []
   #flushScheduled = false
+  #flushTimer: NodeJS.Timeout | undefined
 
   constructor (dataDir: string) {
     try {
@@ -143,17 +151,20 @@ export class SqliteStore implements JobStore {
   add (job: NewJob): Promise<AddResult> {
     return new Promise((resolve, reject) => {
       this.#pending.push({ job, resolve, reject })
-      if (!this.#flushScheduled) {
+      if (this.#pending.length >= COMMIT_BATCH_MAX) this.#flush()
+      else if (!this.#flushScheduled) {
         this.#flushScheduled = true
-        setImmediate(() => this.#flush())
+        this.#flushTimer = setTimeout(() => this.#flush(), COMMIT_WINDOW_MS)
       }
     })
   }
 
   #flush (): void {
-    const batch = this.#pending
-    this.#pending = []
+    clearTimeout(this.#flushTimer)
     this.#flushScheduled = false
+    const batch = this.#pending
+    if (batch.length === 0) return
+    this.#pending = []
     let results: AddResult[]
     try {
       results = this.#addBatch(batch)

@@ -40,7 +40,7 @@ function storeError (op: string, cause: unknown): StoreError {
 /**
  * The embedded store: one SQLite file in WAL mode. `synchronous=NORMAL` keeps every commit across a
  * process crash (kill -9); only a power loss can take the last commits back.
- * Adds arriving in one event-loop turn share one transaction (group commit).
+ * Adds arriving within 1 ms (or 256 of them) share one transaction (group commit).
  */
 export class SqliteStore implements JobStore {
   readonly #db: Database.Database

@@ -3,7 +3,7 @@ import { DelayedError, Queue, Worker, type Job, type JobsOptions } from 'bullmq'
 import { Redis } from 'ioredis'
 import { ConfigError, StoreError } from '../errors.ts'
 import type { JobHandler } from './handler.ts'
-import { CHUNK_DONE, CHUNK_PAUSE, CHUNK_START, CREATE_JOB, MARK_ITEM, SET_STATE, parseItem } from './redis-scripts.ts'
+import { CHUNK_DONE, CHUNK_PAUSE, CHUNK_START, CREATE_JOB, MARK_ITEM, SET_STATE, callScript, parseItem } from './redis-scripts.ts'
 import { ChunkItems } from './bullmq-items.ts'
 import { RedisControl, summaryOf } from './redis-control.ts'
 import { jobIdFor } from './types.ts'
@@ -119,7 +119,7 @@ export class BullmqQueue implements JobQueue {
   }
 
   #call (name: string, ...args: Array<string | number>): Promise<unknown> {
-    return (this.#redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[name]!(...args)
+    return callScript(this.#redis, name, ...args)
   }
 
   async add (job: NewJob): Promise<AddResult> {

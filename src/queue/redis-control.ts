@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import { REINDEX } from './redis-scripts.ts'
+import { callScript, REINDEX } from './redis-scripts.ts'
 import { LIST_LIMIT, LIST_LIMIT_MAX, PURGE_BATCH } from './sqlite-control.ts'
 import type { ControlResult, JobList, JobListQuery, JobState, JobSummary, Suppression, SuppressionList } from './types.ts'
 
@@ -98,7 +98,7 @@ export class RedisControl implements SuppressionList {
   }
 
   #call (name: string, ...args: Array<string | number>): Promise<unknown> {
-    return (this.#redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[name]!(...args)
+    return callScript(this.#redis, name, ...args)
   }
 
   async list (query: JobListQuery): Promise<JobList> {

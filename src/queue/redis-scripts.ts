@@ -1,3 +1,5 @@
+import type { Redis } from 'ioredis'
+
 // Lua run atomically by Redis: each keeps a job's record, its items and the global counters in
 // step, whichever process calls it. Items are stored as "state|attempts|dueAt|error" with state
 // p (pending), d (done) or f (failed); an absent item is pending with no attempts.
@@ -162,6 +164,11 @@ if state == 'running' and redis.call('SCARD', KEYS[3]) == 0 then
 end
 return state
 `
+
+/** Runs a script registered with `defineCommand` (ioredis adds it as a method, untyped). */
+export function callScript (redis: Redis, name: string, ...args: Array<string | number>): Promise<unknown> {
+  return (redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[name]!(...args)
+}
 
 /** One stored item, parsed. */
 export interface ItemRecord {

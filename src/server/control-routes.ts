@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { BadJsonError, ConflictError, TriggerError, MethodNotAllowedError, NotFoundError, ValidationError } from '../errors.ts'
+import { BadJsonError, ConflictError, MethodNotAllowedError, NotFoundError, ValidationError } from '../errors.ts'
 import type { JobState } from '../queue/types.ts'
 import { isValidEmail } from '../smtp/addresses.ts'
 import { checkPeer, checkSignature, peerOf } from './auth.ts'
 import { readBody } from './body.ts'
 import { sendError, sendJson } from './respond.ts'
-import type { RouteContext } from './routes.ts'
+import { reject, type RouteContext } from './routes.ts'
 
 /** Bodies of control requests are small: an address and a reason at most. */
 const CONTROL_BODY_BYTES = 64 * 1024
@@ -48,11 +48,7 @@ function guarded (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, 
     } else {
       sendJson(res, out.status, out.body)
     }
-  }).catch((err: unknown) => {
-    ctx.counters.rejected++
-    ctx.metrics.rejected.inc({ reason: err instanceof TriggerError ? err.code : 'RT_ERR_INTERNAL' })
-    sendError(res, err, !req.complete)
-  })
+  }).catch((err: unknown) => reject(ctx, res, err, !req.complete))
 }
 
 /** `GET /jobs`, `POST /jobs/:id/retry|cancel`, `/suppressions`: false when the path is none of them. */

@@ -39,7 +39,8 @@ function header (req: IncomingMessage, name: string): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined
 }
 
-function reject (ctx: RouteContext, res: ServerResponse, err: unknown, close = false): void {
+/** Answers a refused request with its error, counted in /stats and /metrics. */
+export function reject (ctx: RouteContext, res: ServerResponse, err: unknown, close = false): void {
   ctx.counters.rejected++
   ctx.metrics.rejected.inc({ reason: err instanceof TriggerError ? err.code : 'RT_ERR_INTERNAL' })
   ctx.log.debug({ err }, 'request rejected')

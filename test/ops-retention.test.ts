@@ -274,7 +274,14 @@ describe('retention on Redis', () => {
     assert.deepEqual(fired.filter((f) => f.status !== 202).map((f) => f.status), [], 'every trigger got its 202')
     assert.ok(fired.length >= SENDERS)
     for (const id of ids) assert.equal((await request(`${receiver.url}/jobs/${id}`)).status, 404, id)
-    const listed = (await request(`${receiver.url}/jobs?limit=500`)).json as { jobs: Array<{ id: string }> }
+    // Every page (a page holds at most 500): more than 500 triggers may have been fired.
+    const listed: { jobs: Array<{ id: string }> } = { jobs: [] }
+    for (let before: string | undefined, pages = 0; pages < 100; pages++) {
+      const page = (await request(`${receiver.url}/jobs?limit=500${before === undefined ? '' : `&before=${before}`}`)).json as { jobs: Array<{ id: string }>, next?: string }
+      listed.jobs.push(...page.jobs)
+      if (page.next === undefined) break
+      before = page.next
+    }
     assert.ok(listed.jobs.every((j) => !j.id.startsWith('old-')), 'the list no longer holds them')
     // The counters follow the deletions: nothing old is counted as done, nothing as pending.
     const stats = (await request(`${receiver.url}/stats`)).json as { jobs: Record<string, number>, emails: Record<string, number> }

@@ -34,19 +34,19 @@ test('malformed HTTP over raw sockets: 400 or close, never a job', async (t) => 
   const chunked = `${len.toString(16)}\r\n${json}\r\n0\r\n\r\n`
   const cases: Record<string, string> = {
     'Transfer-Encoding and Content-Length together':
-      `POST /jobs/record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(chunked)}\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`,
+      `POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(chunked)}\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`,
     'bare LF line endings':
-      `POST /jobs/record HTTP/1.1\nHost: x\nContent-Type: application/json\nContent-Length: ${len}\n\n${json}`,
+      `POST /jobs/record HTTP/1.1\nHost: 127.0.0.1\nContent-Type: application/json\nContent-Length: ${len}\n\n${json}`,
     'space before the colon (Content-Length : n)':
-      `POST /jobs/record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length : ${len}\r\n\r\n${json}`,
+      `POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length : ${len}\r\n\r\n${json}`,
     'missing Host (HTTP/1.1)':
       `POST /jobs/record HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: ${len}\r\n\r\n${json}`,
     'invalid chunk size':
-      `POST /jobs/record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n${json}\r\n0\r\n\r\n`,
+      `POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n${json}\r\n0\r\n\r\n`,
     'two different Content-Lengths':
-      `POST /jobs/record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${len}\r\nContent-Length: ${len + 1}\r\n\r\n${json} `,
+      `POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${len}\r\nContent-Length: ${len + 1}\r\n\r\n${json} `,
     'NUL in a header value':
-      `POST /jobs/record HTTP/1.1\r\nHost: x\r\nX-Evil: a\0b\r\nContent-Type: application/json\r\nContent-Length: ${len}\r\n\r\n${json}`,
+      `POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Evil: a\0b\r\nContent-Type: application/json\r\nContent-Length: ${len}\r\n\r\n${json}`,
   }
   for (const [name, bytes] of Object.entries(cases)) {
     const ex = await rawExchange(r.port, bytes, 5_000)
@@ -61,7 +61,7 @@ test('malformed HTTP over raw sockets: 400 or close, never a job', async (t) => 
   assert.deepEqual(readRecords(file), [])
 
   // The well-formed request with the same body is accepted: the cases fail for their framing only.
-  const ok = await rawExchange(r.port, `POST /jobs/record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${len}\r\nConnection: close\r\n\r\n${json}`)
+  const ok = await rawExchange(r.port, `POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${len}\r\nConnection: close\r\n\r\n${json}`)
   assert.equal(statusOf(ok.response), 202, ok.response)
 })
 
@@ -69,9 +69,9 @@ test('every malformed-request 400 carries the JSON error body {"error":{"code","
   const r = await startReceiver(t)
   const cases: Record<string, string> = {
     'Transfer-Encoding and Content-Length together':
-      'POST /jobs/noop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n',
-    'bare LF line endings': 'POST /jobs/noop HTTP/1.1\nHost: x\nContent-Type: application/json\nContent-Length: 2\n\n{}',
-    'space before the colon': 'POST /jobs/noop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length : 2\r\n\r\n{}',
+      'POST /jobs/noop HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n',
+    'bare LF line endings': 'POST /jobs/noop HTTP/1.1\nHost: 127.0.0.1\nContent-Type: application/json\nContent-Length: 2\n\n{}',
+    'space before the colon': 'POST /jobs/noop HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length : 2\r\n\r\n{}',
     // Node's `requireHostHeader` answers this one itself, with an empty body, unless the receiver checks Host.
     'missing Host (HTTP/1.1)': 'POST /jobs/noop HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}',
   }
@@ -129,7 +129,7 @@ test('slow body: a body sent one byte every 500 ms is cut (408 or close) within 
   const r = await startReceiver(t, { headersTimeoutMs: 1_000, requestTimeoutMs: 2_000 })
   const file = join(tempDir(t), 'records')
   const json = JSON.stringify({ n: 1, file })
-  const head = `POST /jobs/record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n`
+  const head = `POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n`
   const result = await dripUntilClosed(r.port, head, json, 8_000)
   assert.ok(result.closedAfterMs !== undefined, 'the slow-body connection was still open after 8 s')
   const status = statusOf(result.response)
@@ -142,7 +142,7 @@ test('slow body: a body sent one byte every 500 ms is cut (408 or close) within 
 
 test('headers over the limit: 431 with a JSON error', async (t) => {
   const r = await startReceiver(t)
-  const ex = await rawExchange(r.port, `POST /jobs/record HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`)
+  const ex = await rawExchange(r.port, `POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`)
   assert.equal(statusOf(ex.response), 431, ex.response.slice(0, 120))
   assert.equal(jsonOf(ex.response).error.code, 'RT_ERR_BAD_REQUEST')
   assertNoJobs(await getStats(r.url))
@@ -151,7 +151,7 @@ test('headers over the limit: 431 with a JSON error', async (t) => {
 test('body over the limit, announced by Content-Length: 413 RT_ERR_BODY_TOO_LARGE before the body is sent', async (t) => {
   const r = await startReceiver(t, { maxBodyBytes: 1_024 })
   // Only the head: the answer must come without the 10 MB it announces.
-  const ex = await rawExchange(r.port, 'POST /jobs/record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n', 5_000)
+  const ex = await rawExchange(r.port, 'POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n', 5_000)
   assert.equal(statusOf(ex.response), 413, JSON.stringify(ex.response.slice(0, 120)))
   assert.equal(jsonOf(ex.response).error.code, 'RT_ERR_BODY_TOO_LARGE')
   assert.match(ex.response, /\r\nconnection: close\r\n/i)
@@ -169,7 +169,7 @@ test('body over the limit, chunked without Content-Length: 413 RT_ERR_BODY_TOO_L
       socket.destroy()
       resolve(Buffer.concat(chunks).toString('latin1'))
     }
-    socket.write('POST /jobs/record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n')
+    socket.write('POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n')
     // 256-byte chunks every 10 ms, at most 64 (16 KiB, 16x the limit); stops at the first answer.
     const timer = setInterval(() => {
       if (sent++ >= 64 || !socket.writable) return done()
@@ -301,16 +301,16 @@ test('clients that are gone when answered (EPIPE/ECONNRESET): no crash, the serv
   const json = JSON.stringify({ n: 1, file })
   const requests = [
     // Complete requests, then RST at once: the 202 goes to a reset socket.
-    `POST /jobs/record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
+    `POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
     // Errors answered to a gone client: 400, 404, 413 (the body is not read), 415.
-    'POST /jobs/record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n{x}',
-    'GET /jobs/nope HTTP/1.1\r\nHost: x\r\n\r\n',
-    'POST /jobs/record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n' + 'x'.repeat(2048),
-    'POST /jobs/record HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi',
-    'GET /stats HTTP/1.1\r\nHost: x\r\n\r\n',
-    'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n',
+    'POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n{x}',
+    'GET /jobs/nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',
+    'POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n' + 'x'.repeat(2048),
+    'POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi',
+    'GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',
+    'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',
     // A malformed request answered by clientError to a gone client.
-    'POST /jobs/record HTTP/1.1\r\nHost: x\r\nContent-Length : 2\r\n\r\n{}',
+    'POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length : 2\r\n\r\n{}',
   ]
   const rounds = 20
   for (let i = 0; i < rounds; i++) {

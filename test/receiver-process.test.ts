@@ -174,7 +174,7 @@ test('requests arriving during the stop get 503 or a refused/closed connection, 
   const inFlightClosed = new Promise<void>((resolve) => inFlight.on('close', () => resolve()))
   t.after(() => inFlight.destroy())
   const body = JSON.stringify({ n: 1, file })
-  const keepAliveHead = `POST /jobs/record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`
+  const keepAliveHead = `POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`
   await new Promise<void>((resolve) => inFlight.write(keepAliveHead, () => resolve()))
   await sleep(100)
 
@@ -233,8 +233,8 @@ test('a serve process answering hundreds of clients that are already gone does n
     rawPost(serve.port, 'record', { n: 1, file }),
     rawPost(serve.port, 'record', '{bad json'),
     rawPost(serve.port, 'nope', {}),
-    Buffer.from(`POST /jobs/record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 99999\r\n\r\n${'x'.repeat(4096)}`),
-    Buffer.from('GET /stats HTTP/1.1\r\nHost: x\r\n\r\n'),
+    Buffer.from(`POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 99999\r\n\r\n${'x'.repeat(4096)}`),
+    Buffer.from('GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'),
     Buffer.from('GET / HTTP/1.1\r\nHost x\r\n\r\n'),
   ]
   for (let round = 0; round < 40; round++) {

@@ -7,7 +7,7 @@ import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../log.ts'
 import { startEmailService, type EmailServiceOptions } from '../smtp/service.ts'
 import type { AnyJobHandler } from '../queue/handler.ts'
 import { BullmqQueue } from '../queue/bullmq-queue.ts'
-import { createReceiver, type Receiver, type ReceiverOptions } from '../server/receiver.ts'
+import { checkReceiverOptions, createReceiver, type Receiver, type ReceiverOptions } from '../server/receiver.ts'
 import { createWebRoutes } from '../web/routes.ts'
 import { durationFlag, intFlag } from './args.ts'
 
@@ -17,7 +17,10 @@ export const SERVE_HELP = `rawtrigger serve [options]   receive triggers, store 
   --host <addr>         bind address (default 127.0.0.1); any other address
                         needs --secret                                       env HOST
   --data-dir <dir>      where the SQLite job store lives (default ./data)     env DATA_DIR
-  --secret <S>          require Standard Webhooks signatures on /jobs/*       env TRIGGER_SECRET
+  --secret <S>          require Standard Webhooks signatures on /jobs/* and
+                        /suppressions (see "Security defaults")            env TRIGGER_SECRET
+  --metrics-token <T>   GET /metrics needs Authorization: Bearer <T>, from any
+                        peer; without it /metrics answers loopback only     env METRICS_TOKEN
   --concurrency <n>     jobs run at once; 0 only stores (default 1)          env CONCURRENCY
   --handlers <module>   extra job types: a module whose default export maps
                         type names to handlers ({ parse, run })
@@ -128,6 +131,7 @@ export async function serve (argv: string[]): Promise<void> {
       host: { type: 'string' },
       'data-dir': { type: 'string' },
       secret: { type: 'string' },
+      'metrics-token': { type: 'string' },
       concurrency: { type: 'string' },
       handlers: { type: 'string' },
       'max-body-bytes': { type: 'string' },
@@ -175,6 +179,8 @@ export async function serve (argv: string[]): Promise<void> {
   }
   const secret = values.secret ?? env('TRIGGER_SECRET')
   if (secret !== undefined) options.secret = secret
+  const metricsToken = values['metrics-token'] ?? env('METRICS_TOKEN')
+  if (metricsToken !== undefined) options.metricsToken = metricsToken
   const maxBody = intFlag('--max-body-bytes', values['max-body-bytes'] ?? env('MAX_BODY_BYTES'))
   if (maxBody !== undefined) options.maxBodyBytes = maxBody
   const graceMs = intFlag('--grace-ms', values['grace-ms'], 0)
@@ -183,6 +189,8 @@ export async function serve (argv: string[]): Promise<void> {
   if (leaseMs !== undefined) options.leaseMs = leaseMs
   const retainMs = durationFlag('--retain', values.retain ?? env('RETAIN'))
   if (retainMs !== undefined) options.retainMs = retainMs
+
+  checkReceiverOptions(options) // before Redis or the sink: a bad configuration fails alone
 
   const queueUrl = values.queue ?? env('QUEUE_URL')
   if (queueUrl !== undefined) {

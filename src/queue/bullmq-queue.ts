@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { DelayedError, Queue, Worker, type Job, type JobsOptions } from 'bullmq'
 import { Redis } from 'ioredis'
 import { ConfigError, StoreError } from '../errors.ts'
+import { guardSuppressions } from './suppression-guard.ts'
 import type { JobHandler } from './handler.ts'
 import { CHUNK_DONE, CHUNK_PAUSE, CHUNK_START, CREATE_JOB, MARK_ITEM, SET_STATE, callScript, parseItem } from './redis-scripts.ts'
 import { ChunkItems } from './bullmq-items.ts'
@@ -57,6 +58,7 @@ export class BullmqQueue implements JobQueue {
   readonly #rateLimit: number | undefined
   readonly #retainS: number
   readonly #control: RedisControl
+  readonly #suppressions: SuppressionList
   readonly #chunks: ChunkItems
   #workers: Worker[] = []
   readonly #abort = new AbortController()
@@ -84,6 +86,7 @@ export class BullmqQueue implements JobQueue {
     this.#redis.defineCommand('rtChunkStart', { numberOfKeys: 4, lua: CHUNK_START })
     this.#redis.defineCommand('rtChunkPause', { numberOfKeys: 3, lua: CHUNK_PAUSE })
     this.#control = new RedisControl(this.#redis, (kind, id) => this.#key(kind, id), (id, type, indexes) => this.#requeue(id, type, indexes))
+    this.#suppressions = guardSuppressions(this.#control, storeError)
     this.#chunks = new ChunkItems(this.#redis, (kind, id) => this.#key(kind, id), (name, ...args) => this.#call(name, ...args), this.#control, this.#abort.signal)
   }
 
@@ -102,7 +105,7 @@ export class BullmqQueue implements JobQueue {
   purge (before: number): Promise<number> { return this.#wrap('purge', () => this.#control.purge(before)) }
 
   get suppressions (): SuppressionList {
-    return this.#control
+    return this.#suppressions
   }
 
   async #wrap<T> (op: string, fn: () => Promise<T>): Promise<T> {

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { StoreError } from '../errors.ts'
+import { guardSuppressions } from './suppression-guard.ts'
 import { jobIdFor } from './types.ts'
 import { MAX_ERRORS_SHOWN, SCHEMA, toView, type ItemErrorRow, type JobRow } from './sqlite-schema.ts'
 import type {
@@ -48,6 +49,7 @@ export class SqliteStore implements JobStore {
   readonly #addBatch
   readonly #claimTx
   readonly #control: SqliteControl
+  readonly #suppressions: SuppressionList
   #pending: Pending[] = []
   #flushScheduled = false
   #flushTimer: NodeJS.Timeout | undefined
@@ -106,6 +108,7 @@ export class SqliteStore implements JobStore {
         WHERE id = ? AND attempts = ? AND state = 'running'`),
     }
     this.#control = new SqliteControl(db)
+    this.#suppressions = guardSuppressions(this.#control, storeError)
     this.#expireDeadOwners()
     this.#addBatch = db.transaction((batch: Pending[]) => {
       const now = Date.now()
@@ -176,9 +179,10 @@ export class SqliteStore implements JobStore {
     batch.forEach((p, i) => p.resolve(results[i] as AddResult))
   }
 
-  #run<T> (op: string, fn: () => T): Promise<T> {
+  #run<T> (op: string, fn: () => T | Promise<T>): Promise<T> {
     try {
-      return Promise.resolve(fn())
+      // The control methods are async: their failures arrive as rejections, not throws.
+      return Promise.resolve(fn()).catch((err: unknown) => { throw storeError(op, err) })
     } catch (err) {
       return Promise.reject(storeError(op, err))
     }
@@ -290,7 +294,7 @@ export class SqliteStore implements JobStore {
   }
 
   get suppressions (): SuppressionList {
-    return this.#control
+    return this.#suppressions
   }
 
   async close (): Promise<void> {

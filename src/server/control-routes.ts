@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { BadJsonError, ConflictError, MethodNotAllowedError, NotFoundError, ValidationError } from '../errors.ts'
 import type { JobState } from '../queue/types.ts'
 import { isValidEmail } from '../smtp/addresses.ts'
-import { checkPeer, checkSignature, peerOf } from './auth.ts'
+import { verifyBody, type Access } from './access.ts'
 import { readBody } from './body.ts'
 import { sendError, sendJson } from './respond.ts'
 import { reject, type RouteContext } from './routes.ts'
@@ -32,15 +32,13 @@ function jsonBody (body: Buffer): Record<string, unknown> {
 }
 
 /**
- * Reads the (small) body, checks access like the job routes — loopback without a secret, a
- * Standard Webhooks signature over the body (empty for GET) with one — then runs the action.
+ * Reads the (small) body, verifies its signature when the access check asked for one (a
+ * state-changing request with a secret), then runs the action.
  */
-function guarded (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, action: Action): void {
-  const peer = peerOf(req.socket)
+function guarded (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, access: Access, action: Action): void {
   const url = new URL(req.url ?? '/', 'http://localhost')
   readBody(req, CONTROL_BODY_BYTES).then(async (body) => {
-    checkPeer(ctx.secret, peer)
-    if (ctx.secret !== undefined) checkSignature(ctx.secret, body, req.headers)
+    verifyBody(ctx.access, access, req, body)
     const out = await action(body, url)
     if (out.body === undefined) {
       res.writeHead(out.status)
@@ -52,12 +50,12 @@ function guarded (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, 
 }
 
 /** `GET /jobs`, `POST /jobs/:id/retry|cancel`, `/suppressions`: false when the path is none of them. */
-export function controlRoute (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, path: string): boolean {
+export function controlRoute (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, path: string, access: Access): boolean {
   const { queue } = ctx
   const method = req.method ?? 'GET'
   if (path === '/jobs') {
     if (method !== 'GET') return methodNotAllowed(res, method, path, 'GET')
-    guarded(ctx, req, res, async (_, url) => {
+    guarded(ctx, req, res, access, async (_, url) => {
       const state = url.searchParams.get('state')
       if (state !== null && !STATES.includes(state as JobState)) throw new ValidationError('state', `must be one of ${STATES.join(', ')}`)
       const before = url.searchParams.get('before')
@@ -77,7 +75,7 @@ export function controlRoute (ctx: RouteContext, req: IncomingMessage, res: Serv
   if (action !== null) {
     if (method !== 'POST') return methodNotAllowed(res, method, path, 'POST')
     const [, id, verb] = action as unknown as [string, string, 'retry' | 'cancel']
-    guarded(ctx, req, res, async () => {
+    guarded(ctx, req, res, access, async () => {
       const result = verb === 'retry' ? await queue.retry(id) : await queue.cancel(id)
       if (result === undefined) throw new NotFoundError(`no job ${id}`)
       if (!result.changed && verb === 'retry') throw new ConflictError(`job ${id} has no failed items to retry (state ${result.state})`)
@@ -89,12 +87,12 @@ export function controlRoute (ctx: RouteContext, req: IncomingMessage, res: Serv
   }
   if (path === '/suppressions') {
     if (method === 'GET') {
-      guarded(ctx, req, res, async (_, url) => ({
+      guarded(ctx, req, res, access, async (_, url) => ({
         status: 200,
         body: { suppressions: await queue.suppressions.listSuppressed(limitParam(url, 'limit', 100, 1000), url.searchParams.get('after') ?? '') },
       }))
     } else if (method === 'POST') {
-      guarded(ctx, req, res, async (body) => {
+      guarded(ctx, req, res, access, async (body) => {
         const { email, reason } = jsonBody(body)
         if (typeof email !== 'string' || !isValidEmail(email.trim())) throw new ValidationError('email', 'must be an e-mail address')
         if (reason !== undefined && typeof reason !== 'string') throw new ValidationError('reason', 'must be a string')
@@ -109,7 +107,7 @@ export function controlRoute (ctx: RouteContext, req: IncomingMessage, res: Serv
   const suppression = SUPPRESSION_RE.exec(path)
   if (suppression !== null) {
     if (method !== 'DELETE') return methodNotAllowed(res, method, path, 'DELETE')
-    guarded(ctx, req, res, async () => {
+    guarded(ctx, req, res, access, async () => {
       let email: string
       try {
         email = decodeURIComponent(suppression[1] as string)

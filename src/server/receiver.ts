@@ -7,10 +7,12 @@ import type { AnyJobHandler, JobHandler } from '../queue/handler.ts'
 import { SqliteStore } from '../queue/sqlite-store.ts'
 import { StoreQueue } from '../queue/store-queue.ts'
 import type { JobQueue, JobStore } from '../queue/types.ts'
+import { checkAccess, type Access, type AccessConfig } from './access.ts'
 import { isLoopback, rememberPeer } from './auth.ts'
 import { createMetrics, type Metrics } from './metrics.ts'
 import { rawErrorResponse, sendError } from './respond.ts'
-import { route, type IntakeCounters, type RouteContext } from './routes.ts'
+import { createRefusalLog } from './refusal-log.ts'
+import { reject, route, type IntakeCounters, type RouteContext } from './routes.ts'
 
 /** Largest accepted body. */
 export const MAX_BODY_BYTES = 1024 * 1024
@@ -43,8 +45,14 @@ export interface ReceiverOptions {
   queue?: JobQueue
   /** A leased job store run by rawtrigger's worker, instead of SQLite under `dataDir`. */
   store?: JobStore
-  /** Every /jobs request must carry a valid Standard Webhooks signature. */
+  /**
+   * Every /jobs and /suppressions request must carry a valid Standard Webhooks signature; /stats
+   * and /mailbox answer signed GETs from anywhere (and loopback). Without it, every route answers
+   * loopback peers naming a loopback `Host` only. See the access table in server/access.ts.
+   */
   secret?: Secret
+  /** `GET /metrics` then needs `Authorization: Bearer <token>` (from any peer); without it, /metrics is loopback-only. */
+  metricsToken?: string
   /** Job types by name: `POST /jobs/<name>`. */
   handlers?: Record<string, AnyJobHandler>
   /** Jobs run at once in this process; 0 stores only (another process works). @default 1 */
@@ -71,7 +79,11 @@ export interface ReceiverOptions {
   logLevel?: LogLevel
   /** A pino logger to use instead of one made from `logLevel`. */
   logger?: Logger
-  /** Routes tried before the job routes (the web page, /mailbox). Return true when handled. */
+  /**
+   * Routes tried before the job routes (the web page, /mailbox), after the access check: a path
+   * missing from the access table needs a loopback peer and `Host`, or (with a secret) a signed GET.
+   * Return true when handled.
+   */
   routes?: (req: IncomingMessage, res: ServerResponse) => boolean
 }
 
@@ -127,28 +139,41 @@ function positiveInt (name: string, value: number | undefined, min: number): voi
 }
 
 /**
- * Starts the receiver: an HTTP server that keeps every completely sent request even when the client
- * has already hung up (FIN or RST after the last byte), stores jobs durably before answering 202,
- * and runs them afterwards from the store, independent of any request.
+ * Throws {@link ConfigError} for options {@link createReceiver} would refuse: the port and limits,
+ * a malformed secret, a non-loopback bind without a secret. `serve` calls it before it starts
+ * anything else (the SMTP sink), so a bad configuration fails first and alone.
  */
-export async function createReceiver (options: ReceiverOptions = {}): Promise<Receiver> {
+export function checkReceiverOptions (options: ReceiverOptions): void {
   const host = options.host ?? '127.0.0.1'
   const secret = options.secret === '' ? undefined : options.secret
   positiveInt('port', options.port, 0)
+  if (options.port !== undefined && options.port > 65_535) throw new ConfigError(`port must be an integer from 0 to 65535 (got ${options.port})`)
   positiveInt('concurrency', options.concurrency, 0)
   positiveInt('maxBodyBytes', options.maxBodyBytes, 1)
   if (secret !== undefined) secretKey(secret) // a bad secret fails here, not on the first request
   if (secret === undefined && !isLoopback(host)) {
     throw new ConfigError(`refusing to listen on ${host} without a secret: anyone who can reach it could start jobs. Pass --secret (or TRIGGER_SECRET), or bind 127.0.0.1`)
   }
+}
+
+/**
+ * Starts the receiver: an HTTP server that keeps every completely sent request even when the client
+ * has already hung up (FIN or RST after the last byte), stores jobs durably before answering 202,
+ * and runs them afterwards from the store, independent of any request.
+ */
+export async function createReceiver (options: ReceiverOptions = {}): Promise<Receiver> {
+  checkReceiverOptions(options)
+  const host = options.host ?? '127.0.0.1'
+  const secret = options.secret === '' ? undefined : options.secret
   const log = options.logger ?? createLogger(options.logLevel ?? 'warn')
   const handlers = new Map(Object.entries(options.handlers ?? {})) as Map<string, JobHandler<unknown>>
   const queue = options.queue ?? new StoreQueue(options.store ?? new SqliteStore(options.dataDir ?? './data'))
   const counters: IntakeCounters = { accepted: 0, duplicates: 0, rejected: 0 }
   const metrics = createMetrics(queue)
   let stopping = false
+  const access: AccessConfig = { secret, metricsToken: options.metricsToken === '' ? undefined : options.metricsToken }
   const ctx: RouteContext = {
-    queue, handlers, secret, log, counters, metrics,
+    queue, handlers, access, log, counters, metrics, noteRefusal: createRefusalLog(log),
     maxBodyBytes: options.maxBodyBytes ?? MAX_BODY_BYTES,
     isStopping: () => stopping,
   }
@@ -163,13 +188,19 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
   }, (req, res) => {
     if (stopping) res.setHeader('Connection', 'close')
     if (req.httpVersionMinor === 1 && req.headers.host === undefined) {
-      counters.rejected++
-      metrics.rejected.inc({ reason: 'RT_ERR_BAD_REQUEST' })
-      sendError(res, new BadRequestError('HTTP/1.1 request without a Host header (RFC 9112 §3.2)'), true)
+      reject(ctx, res, new BadRequestError('HTTP/1.1 request without a Host header (RFC 9112 §3.2)'), true)
+      return
+    }
+    const path = (req.url ?? '/').split('?', 1)[0] as string
+    let allowed: Access
+    try {
+      allowed = checkAccess(access, req, path)
+    } catch (err) {
+      reject(ctx, res, err, true) // the body, if any, is not read
       return
     }
     if (options.routes?.(req, res) === true) return
-    if (!route(ctx, req, res)) sendError(res, new NotFoundError(`no route for ${req.method ?? ''} ${req.url ?? ''}`))
+    if (!route(ctx, req, res, path, allowed)) sendError(res, new NotFoundError(`no route for ${req.method ?? ''} ${req.url ?? ''}`))
   })
   // The trap this project exists to avoid: with the default (false), Node ends the connection on
   // the client's FIN and destroys a request whose handler has not read the body yet. With true,
@@ -185,7 +216,7 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
     counters.rejected++
     metrics.rejected.inc({ reason: status === 408 ? 'RT_ERR_REQUEST_TIMEOUT' : 'RT_ERR_BAD_REQUEST' })
-    log.debug({ code: err.code, status }, 'malformed or slow request')
+    ctx.noteRefusal(status === 408 ? 'RT_ERR_REQUEST_TIMEOUT' : 'RT_ERR_BAD_REQUEST', `${status}: ${err.message}`)
     socket.end(rawErrorResponse(status, status === 408 ? 'RT_ERR_REQUEST_TIMEOUT' : 'RT_ERR_BAD_REQUEST', err.message))
   })
 

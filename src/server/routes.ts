@@ -3,10 +3,10 @@ import {
   BadJsonError, IncompleteBodyError, TriggerError, MethodNotAllowedError, NotFoundError, UnavailableError, UnsupportedMediaTypeError,
 } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import type { Secret } from '../net/sign.ts'
 import type { JobHandler } from '../queue/handler.ts'
 import type { JobQueue } from '../queue/types.ts'
-import { checkPeer, checkSignature, peerOf } from './auth.ts'
+import { verifyBody, type Access, type AccessConfig } from './access.ts'
+import { peerOf } from './auth.ts'
 import { controlRoute } from './control-routes.ts'
 import type { Metrics } from './metrics.ts'
 import { readBody } from './body.ts'
@@ -23,12 +23,14 @@ export interface IntakeCounters {
 export interface RouteContext {
   queue: JobQueue
   handlers: ReadonlyMap<string, JobHandler<unknown>>
-  secret: Secret | undefined
+  access: AccessConfig
   maxBodyBytes: number
   counters: IntakeCounters
   log: Logger
   metrics: Metrics
   isStopping: () => boolean
+  /** Logs a refusal at info, rate-limited per reason. */
+  noteRefusal: (code: string, message: string) => void
 }
 
 const JOB_PATH_RE = /^\/jobs\/([A-Za-z0-9_-]{1,64})$/
@@ -41,20 +43,21 @@ function header (req: IncomingMessage, name: string): string | undefined {
 
 /** Answers a refused request with its error, counted in /stats and /metrics. */
 export function reject (ctx: RouteContext, res: ServerResponse, err: unknown, close = false): void {
+  const code = err instanceof TriggerError ? err.code : 'RT_ERR_INTERNAL'
   ctx.counters.rejected++
-  ctx.metrics.rejected.inc({ reason: err instanceof TriggerError ? err.code : 'RT_ERR_INTERNAL' })
-  ctx.log.debug({ err }, 'request rejected')
+  ctx.metrics.rejected.inc({ reason: code })
+  if (code === 'RT_ERR_INTERNAL') ctx.log.error({ err }, 'request failed')
+  else ctx.noteRefusal(code, (err as Error).message)
   sendError(res, err, close)
 }
 
 /** `POST /jobs/:type`: read, verify, validate, store durably, then 202. */
-function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, type: string): void {
+function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, access: Access, type: string): void {
   // Everything up to readBody() is synchronous: the body must be taken before any await.
   const peer = peerOf(req.socket)
   const started = performance.now()
   try {
     if (ctx.isStopping()) throw new UnavailableError('receiver is stopping; retry on another instance or later')
-    checkPeer(ctx.secret, peer)
     const handler = ctx.handlers.get(type)
     if (handler === undefined) throw new NotFoundError(`unknown job type ${JSON.stringify(type)}; known: ${[...ctx.handlers.keys()].join(', ') || 'none'}`)
     const contentType = req.headers['content-type']
@@ -67,7 +70,7 @@ function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, 
   }
   const handler = ctx.handlers.get(type) as JobHandler<unknown>
   readBody(req, handler.maxBodyBytes ?? ctx.maxBodyBytes).then(async (body) => {
-    const signed = ctx.secret === undefined ? undefined : checkSignature(ctx.secret, body, req.headers)
+    const signed = verifyBody(ctx.access, access, req, body)
     let json: unknown
     try {
       json = JSON.parse(body.toString('utf8'))
@@ -91,22 +94,15 @@ function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, 
     if (err instanceof IncompleteBodyError) {
       // The client went away mid-body: no job, and nobody left to answer.
       ctx.counters.rejected++
-      ctx.log.debug({ peer, err: err.message }, 'incomplete request dropped')
+      ctx.noteRefusal(err.code, `incomplete request from ${peer ?? 'unknown'} dropped: ${err.message}`)
       return
     }
     reject(ctx, res, err, !req.complete)
   })
 }
 
-/** `GET /jobs/:id`. */
-function getJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, id: string): void {
-  try {
-    checkPeer(ctx.secret, peerOf(req.socket))
-    if (ctx.secret !== undefined) checkSignature(ctx.secret, '', req.headers)
-  } catch (err) {
-    reject(ctx, res, err)
-    return
-  }
+/** `GET /jobs/:id` (access checked before routing, signed over an empty body with a secret). */
+function getJob (ctx: RouteContext, res: ServerResponse, id: string): void {
   ctx.queue.get(id).then((view) => {
     if (view === undefined) sendError(res, new NotFoundError(`no job ${id}`))
     else sendJson(res, 200, view)
@@ -121,9 +117,8 @@ function getStats (ctx: RouteContext, res: ServerResponse): void {
   }, (err: unknown) => sendError(res, err))
 }
 
-/** Routes a request; false when the path is not one of the job routes. */
-export function route (ctx: RouteContext, req: IncomingMessage, res: ServerResponse): boolean {
-  const path = (req.url ?? '/').split('?', 1)[0] as string
+/** Routes a request that passed {@link checkAccess}; false when the path is not one of the job routes. */
+export function route (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, path: string, access: Access): boolean {
   if (path === '/healthz') {
     if (ctx.isStopping()) sendError(res, new UnavailableError('stopping'))
     else sendJson(res, 200, { ok: true })
@@ -140,12 +135,12 @@ export function route (ctx: RouteContext, req: IncomingMessage, res: ServerRespo
     }, (err: unknown) => sendError(res, err))
     return true
   }
-  if (controlRoute(ctx, req, res, path)) return true
+  if (controlRoute(ctx, req, res, path, access)) return true
   const match = JOB_PATH_RE.exec(path)
   if (match === null) return false
   const name = match[1] as string
-  if (req.method === 'POST') postJob(ctx, req, res, name)
-  else if (req.method === 'GET' || req.method === 'HEAD') getJob(ctx, req, res, name)
+  if (req.method === 'POST') postJob(ctx, req, res, access, name)
+  else if (req.method === 'GET' || req.method === 'HEAD') getJob(ctx, res, name)
   else reject(ctx, res, new MethodNotAllowedError(`${req.method ?? ''} is not allowed on ${path}; use POST or GET`), true)
   return true
 }

@@ -1,0 +1,155 @@
+import { timingSafeEqual } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import { ForbiddenError, UnauthorizedError } from '../errors.ts'
+import type { Secret } from '../net/sign.ts'
+import { checkSignature, isLoopback, peerOf } from './auth.ts'
+
+/**
+ * Who may use a route.
+ * - `open`: anyone (`/healthz` says nothing but "up").
+ * - `signed`: with a secret, a Standard Webhooks signature over the body decides; without one, `local`.
+ * - `local`: a loopback peer naming a loopback `Host`, and for state-changing methods no foreign
+ *   `Origin` — whatever the secret (the page has no login).
+ * - `local-or-signed`: `local`, or with a secret a signed GET from anywhere (signed over an empty body).
+ * - `metrics`: `Authorization: Bearer <metricsToken>` when a token is set, else `local`.
+ *
+ * Without a secret every rule also means `local`: the receiver then binds loopback only, and a
+ * loopback `Host` is what stops a DNS-rebinding page (it names its own host) from using it.
+ */
+export type AccessRule = 'open' | 'signed' | 'local' | 'local-or-signed' | 'metrics'
+
+/** One row of the access table: a path (exact, or a pattern) and its rule. */
+export interface RouteAccess {
+  path: string | RegExp
+  rule: AccessRule
+}
+
+/**
+ * Every route of `rawtrigger serve` and its rule, in one place. A path that is in no row gets
+ * {@link DEFAULT_RULE}: a route added later is never open by omission.
+ */
+export const ACCESS_TABLE: readonly RouteAccess[] = [
+  { path: '/healthz', rule: 'open' },
+  { path: '/metrics', rule: 'metrics' },
+  { path: '/stats', rule: 'local-or-signed' },
+  { path: '/mailbox', rule: 'local-or-signed' },
+  { path: '/jobs', rule: 'signed' },
+  { path: /^\/jobs\//, rule: 'signed' },
+  { path: '/suppressions', rule: 'signed' },
+  { path: /^\/suppressions\//, rule: 'signed' },
+  { path: '/', rule: 'local' },
+  { path: /^\/static\//, rule: 'local' },
+  { path: '/campaigns', rule: 'local' },
+  { path: /^\/campaigns\//, rule: 'local' },
+]
+
+/** The rule of a path in no row of the table. */
+export const DEFAULT_RULE: AccessRule = 'local-or-signed'
+
+const EXACT = new Map(ACCESS_TABLE.flatMap((r) => (typeof r.path === 'string' ? [[r.path, r.rule] as const] : [])))
+const PATTERNS = ACCESS_TABLE.filter((r): r is RouteAccess & { path: RegExp } => r.path instanceof RegExp)
+
+/** The rule for a path, from {@link ACCESS_TABLE}. */
+export function ruleFor (path: string): AccessRule {
+  const exact = EXACT.get(path)
+  if (exact !== undefined) return exact
+  for (const row of PATTERNS) if (row.path.test(path)) return row.rule
+  return DEFAULT_RULE
+}
+
+/** What the access check needs to know of the receiver. */
+export interface AccessConfig {
+  secret: Secret | undefined
+  /** Bearer token for `GET /metrics`. */
+  metricsToken: string | undefined
+}
+
+/** The access decision of a request that may go on. */
+export interface Access {
+  rule: AccessRule
+  /** The route must verify a signature over the body it reads (see {@link mustVerifyBody}). */
+  verifyBody: boolean
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/** `localhost`, 127.0.0.0/8 and [::1], with or without a port. */
+function isLoopbackHost (host: string): boolean {
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '')
+  return name.toLowerCase() === 'localhost' || isLoopback(name)
+}
+
+/** Throws unless the request comes from a page or program on this machine, talking to this machine. */
+function checkLocal (req: IncomingMessage): void {
+  const peer = peerOf(req.socket)
+  if (!isLoopback(peer)) {
+    throw new ForbiddenError(`${req.url ?? ''} answers loopback peers only (peer ${peer ?? 'unknown'})`)
+  }
+  const host = req.headers.host
+  // HTTP/1.0 clients (hand-written fsockopen triggers) may send no Host; a browser always does.
+  if (host !== undefined && !isLoopbackHost(host)) {
+    throw new ForbiddenError(`Host ${host} is not a loopback name or address: refused (DNS rebinding guard); use http://127.0.0.1 or http://localhost, or start serve with --secret and sign requests`)
+  }
+  if (SAFE_METHODS.has(req.method ?? 'GET')) return
+  const origin = req.headers.origin
+  if (origin !== undefined && origin !== `http://${host ?? ''}`) {
+    throw new ForbiddenError(`cross-origin ${req.method ?? ''} from ${origin} refused: only pages served by this receiver may change state`)
+  }
+}
+
+function bearerMatches (header: string | undefined, token: string): boolean {
+  if (header === undefined || !header.startsWith('Bearer ')) return false
+  const given = Buffer.from(header.slice(7).trim())
+  const expected = Buffer.from(token)
+  return given.length === expected.length && timingSafeEqual(given, expected)
+}
+
+/**
+ * Decides whether a request may reach its route, before any route code runs. Throws
+ * {@link ForbiddenError} (403) or {@link UnauthorizedError} (401). Synchronous: the body is read
+ * after this, and a `signed` rule with a secret leaves the signature over the body to the route
+ * ({@link Access.verifyBody}); body-less reads (GET, HEAD) are verified here over an empty body.
+ */
+export function checkAccess (config: AccessConfig, req: IncomingMessage, path: string): Access {
+  const rule = ruleFor(path)
+  const { secret } = config
+  const safe = SAFE_METHODS.has(req.method ?? 'GET')
+  if (secret === undefined) {
+    checkLocal(req)
+    if (rule === 'metrics' && config.metricsToken !== undefined && !bearerMatches(req.headers.authorization, config.metricsToken)) {
+      throw new UnauthorizedError('/metrics needs Authorization: Bearer <--metrics-token>')
+    }
+    return { rule, verifyBody: false }
+  }
+  switch (rule) {
+    case 'open':
+      return { rule, verifyBody: false }
+    case 'local':
+      checkLocal(req)
+      return { rule, verifyBody: false }
+    case 'metrics':
+      if (config.metricsToken === undefined) checkLocal(req)
+      else if (!bearerMatches(req.headers.authorization, config.metricsToken)) {
+        throw new UnauthorizedError('/metrics needs Authorization: Bearer <--metrics-token>')
+      }
+      return { rule, verifyBody: false }
+    case 'local-or-signed':
+      // Signed reads only: a route outside the server's own (an embedder's) never sees verifyBody.
+      if (safe && req.headers['webhook-signature'] !== undefined) checkSignature(secret, '', req.headers)
+      else checkLocal(req)
+      return { rule, verifyBody: false }
+    case 'signed':
+      if (!safe) return { rule, verifyBody: true }
+      checkSignature(secret, '', req.headers)
+      return { rule, verifyBody: false }
+  }
+}
+
+/**
+ * Verifies the body's signature when {@link checkAccess} asked for it; returns the verified
+ * message (its `id` is the idempotency key), or undefined when no signature was required.
+ */
+export function verifyBody (config: AccessConfig, access: Access, req: IncomingMessage, body: Buffer): ReturnType<typeof checkSignature> | undefined {
+  if (!access.verifyBody || config.secret === undefined) return undefined
+  return checkSignature(config.secret, body, req.headers)
+}

@@ -216,6 +216,20 @@ export class UnavailableError extends RequestError {
   override readonly status = 503
 }
 
+/** The request head or the whole request did not arrive within the receiver's limit (408). */
+export class RequestTimeoutError extends RequestError {
+  override readonly code = 'RT_ERR_REQUEST_TIMEOUT'
+  override name = 'RequestTimeoutError'
+  override readonly status = 408
+}
+
+/** A bug in the receiver (500): the client gets no details, the log has them. */
+export class InternalError extends RequestError {
+  override readonly code = 'RT_ERR_INTERNAL'
+  override name = 'InternalError'
+  override readonly status = 500
+}
+
 /** The client went away before the whole body arrived: no job, nobody to answer. */
 export class IncompleteBodyError extends RequestError {
   override readonly code = 'RT_ERR_INCOMPLETE_BODY'
@@ -232,4 +246,33 @@ export class StoreError extends TriggerError {
 export class ConfigError extends TriggerError {
   override readonly code = 'RT_ERR_CONFIG'
   override name = 'ConfigError'
+}
+
+// ── The CLI's control commands (`rawtrigger jobs …`, `rawtrigger suppressions …`) ──
+
+/** Options of {@link ControlError}: the server's answer, when there was one. */
+export interface ControlErrorOptions extends ErrorOptions {
+  /** The HTTP status the server answered with. */
+  status?: number
+  /** The `error.code` of the server's JSON answer, e.g. `RT_ERR_NOT_FOUND`. */
+  serverCode?: string
+}
+
+/**
+ * A control request to a running receiver failed: the server refused it (`status`, `serverCode`,
+ * its message in `message`), or it could not be reached (the connection error on `cause`).
+ */
+export class ControlError extends TriggerError {
+  override readonly code = 'RT_ERR_CONTROL'
+  override name = 'ControlError'
+  /** The HTTP status of the refusal; undefined when no answer came. */
+  readonly status: number | undefined
+  /** The server's error code; undefined when no answer came or it carried none. */
+  readonly serverCode: string | undefined
+  constructor (message?: string, options: ControlErrorOptions = {}) {
+    const { status, serverCode, ...errorOptions } = options
+    super(message, errorOptions)
+    this.status = status
+    this.serverCode = serverCode
+  }
 }

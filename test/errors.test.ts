@@ -1,5 +1,5 @@
 // Registry test for errors (STYLE.md point 13): every exported error has a unique stable code,
-// `name` equals the class, it is a TriggerError, and every code is listed in the README.
+// `name` equals the class, it is a TriggerError, and the README's error table lists each one.
 import { readFileSync } from 'node:fs'
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
@@ -72,8 +72,49 @@ test('every trigger-client error keeps its message and passes { cause } on (OS e
   }
 })
 
-test('every error code is listed in README.md', () => {
+/** The rows of the README's "## Error codes" table as [code, class] pairs; class '' when the cell names none. */
+function readmeErrorRows (): Array<[string, string]> {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
-  const missing = errorClasses.map(([, ErrorClass]) => new ErrorClass().code).filter((code) => !readme.includes(code))
-  assert.deepEqual(missing, [], `codes missing from README.md: ${missing.join(', ')}`)
+  const start = readme.indexOf('\n## Error codes\n')
+  assert.notEqual(start, -1, 'README.md has a "## Error codes" section')
+  const next = readme.indexOf('\n## ', start + 1)
+  const section = readme.slice(start, next === -1 ? undefined : next)
+  const rows: Array<[string, string]> = []
+  for (const line of section.split('\n')) {
+    const cells = line.split('|').slice(1, -1).map((cell) => cell.trim())
+    const code = /^`(RT_ERR_[A-Z_]+)`$/.exec(cells[0] ?? '')
+    if (code === null) continue
+    const name = /^`(\w+)`$/.exec(cells[1] ?? '')
+    rows.push([code[1] as string, name === null ? '' : name[1] as string])
+  }
+  return rows
+}
+
+test('the README error table: one row per exported class, by whole code and exact class name, both ways', () => {
+  const rows = readmeErrorRows()
+  assert.ok(rows.length >= errorClasses.length, `the table has ${rows.length} rows`)
+  const byCode = new Map<string, string>()
+  for (const [code, name] of rows) {
+    assert.notEqual(name, '', `README row ${code} names no class`)
+    assert.equal(byCode.get(code), undefined, `README lists ${code} twice`)
+    byCode.set(code, name)
+  }
+  const classes = new Map(errorClasses.map(([name, ErrorClass]) => [new ErrorClass().code, name]))
+  classes.set(new TriggerError().code, 'TriggerError')
+  for (const [code, name] of classes) assert.equal(byCode.get(code), name, `README row for ${code} (class ${name})`)
+  for (const [code, name] of byCode) assert.equal(classes.get(code), name, `README row ${code} | ${name}: no exported class ${name} has this code`)
+})
+
+test('ControlError carries the server answer (status, serverCode) or the connection error on cause', () => {
+  const refused = new api.ControlError('GET /jobs/x: 404 RT_ERR_NOT_FOUND: no job x', { status: 404, serverCode: 'RT_ERR_NOT_FOUND' })
+  assert.deepEqual([refused.code, refused.status, refused.serverCode, refused.cause], ['RT_ERR_CONTROL', 404, 'RT_ERR_NOT_FOUND', undefined])
+  const cause = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })
+  const unreachable = new api.ControlError('GET /jobs: cannot reach http://127.0.0.1:1', { cause })
+  assert.deepEqual([unreachable.status, unreachable.serverCode, unreachable.cause], [undefined, undefined, cause])
+})
+
+test('RequestTimeoutError is a 408 and InternalError a 500, both RequestErrors', () => {
+  assert.ok(new api.RequestTimeoutError() instanceof api.RequestError)
+  assert.ok(new api.InternalError() instanceof api.RequestError)
+  assert.deepEqual([new api.RequestTimeoutError().status, new api.InternalError().status], [408, 500])
 })

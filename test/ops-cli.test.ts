@@ -1,7 +1,8 @@
 // `rawtrigger jobs list|show|retry|cancel` and `rawtrigger suppressions list|add|remove` (issue 8)
 // as a person runs them: `node bin/rawtrigger.js …` child processes against a running
 // `rawtrigger serve` child (SQLite, mail to a real SMTP server in this process), with and without
-// --secret, --json for the answers; failures exit non-zero with their RT_ERR code on stderr.
+// --secret, --json for the answers; failures exit non-zero with RT_ERR_CONTROL on stderr, followed
+// by the server's status, code and message.
 // Each CLI start costs about a second (node + tsx), so independent calls run side by side.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -55,6 +56,12 @@ function failed (r: CliResult, exit: number, errCode: string, what: string): voi
   assert.equal(r.code, exit, `${what}: exit ${String(r.code)}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)
   assert.match(r.stderr, new RegExp(`^rawtrigger: ${errCode}: `), `${what}: ${r.stderr}`)
   assert.equal(r.stdout, '', `${what}: nothing on stdout`)
+}
+
+/** Exit 1, `rawtrigger: RT_ERR_CONTROL: …` on stderr with the server's status and code after it. */
+function refused (r: CliResult, status: number, serverCode: string, what: string): void {
+  failed(r, 1, 'RT_ERR_CONTROL', what)
+  assert.match(r.stderr, new RegExp(`: ${status} ${serverCode}: \\S`), `${what}: the server's status, code and message: ${r.stderr}`)
 }
 
 function sleep (ms: number): Promise<void> {
@@ -146,11 +153,12 @@ describe('rawtrigger jobs / suppressions against serve without a secret', () => 
     assert.match(human.stdout, /^cli-slow {2}cancelled \d+\/100 sent, 0 failed {2}\d{4}-\d\d-\d\dT/m)
     assert.match(human.stdout, /^cli-mail {2}done {6}2\/3 sent, 1 failed {2}/m)
     assert.deepEqual(json(add, 'suppressions add'), { email: 'X@Example.org', reason: 'asked by phone', added: true })
-    failed(notFound, 1, 'RT_ERR_NOT_FOUND', 'jobs show no-such-job')
+    refused(notFound, 404, 'RT_ERR_NOT_FOUND', 'jobs show no-such-job')
     failed(usage, 2, 'RT_ERR_INVALID_OPTION', 'jobs frobnicate')
-    failed(badLimit, 1, 'RT_ERR_VALIDATION', 'jobs list --limit 0')
-    failed(unreachable, 1, 'RT_ERR_CONNECT', 'jobs list against a closed port')
+    refused(badLimit, 400, 'RT_ERR_VALIDATION', 'jobs list --limit 0')
+    failed(unreachable, 1, 'RT_ERR_CONTROL', 'jobs list against a closed port')
     assert.match(unreachable.stderr, new RegExp(`127\\.0\\.0\\.1:${down}`), 'the error names where it tried')
+    assert.match(unreachable.stderr, /\(ECONNREFUSED\)$/m, 'the connection error is on cause, its code printed')
 
     // retry: the one failed recipient (554 on its first try only) goes out again, alone.
     const retry = json(await cli(t, ['jobs', 'retry', 'cli-mail', '--url', url, '--json']), 'jobs retry')
@@ -162,14 +170,14 @@ describe('rawtrigger jobs / suppressions against serve without a secret', () => 
       cli(t, ['suppressions', 'list', '--url', url, '--json']),
     ])
     const remove = await cli(t, ['suppressions', 'remove', 'x@example.ORG', '--url', url, '--json'])
-    failed(again, 1, 'RT_ERR_CONFLICT', 'a second retry: nothing failed')
-    failed(cancelDone, 1, 'RT_ERR_CONFLICT', 'cancel of a done job')
+    refused(again, 409, 'RT_ERR_CONFLICT', 'a second retry: nothing failed')
+    refused(cancelDone, 409, 'RT_ERR_CONFLICT', 'cancel of a done job')
     assert.deepEqual(json(supList, 'suppressions list').suppressions.map((s: { email: string, reason: string }) => [s.email, s.reason]), [['X@Example.org', 'asked by phone']])
     assert.deepEqual(json(remove, 'suppressions remove'), {}, '204: nothing to print but {}')
     assert.equal((await untilState(url, 'cli-mail', ['done'])).sent, 3)
     assert.deepEqual([...smtp.countByAddress().entries()].sort(), [['a@example.org', 1], ['b@example.org', 1], ['c@example.org', 1]])
 
-    failed(await cli(t, ['suppressions', 'remove', 'x@example.org', '--url', url]), 1, 'RT_ERR_NOT_FOUND', 'remove of an address not on the list')
+    refused(await cli(t, ['suppressions', 'remove', 'x@example.org', '--url', url]), 404, 'RT_ERR_NOT_FOUND', 'remove of an address not on the list')
   })
 })
 
@@ -192,15 +200,15 @@ describe('rawtrigger jobs / suppressions against serve with --secret', () => {
     assert.equal(json(show, 'signed show').failed, 1)
     assert.deepEqual(json(envList, 'list signed from $TRIGGER_SECRET').jobs.map((j: { id: string }) => j.id), ['signed-mail'])
     assert.equal(json(add, 'signed suppressions add').added, true)
-    failed(unsigned, 1, 'RT_ERR_UNAUTHORIZED', 'unsigned list')
-    failed(wrongSecret, 1, 'RT_ERR_UNAUTHORIZED', 'list signed with another secret')
-    failed(unsignedAdd, 1, 'RT_ERR_UNAUTHORIZED', 'unsigned suppressions add')
+    refused(unsigned, 401, 'RT_ERR_UNAUTHORIZED', 'unsigned list')
+    refused(wrongSecret, 401, 'RT_ERR_UNAUTHORIZED', 'list signed with another secret')
+    refused(unsignedAdd, 401, 'RT_ERR_UNAUTHORIZED', 'unsigned suppressions add')
 
     const [unsignedRetry, supList] = await Promise.all([
       cli(t, ['jobs', 'retry', 'signed-mail', '--url', url]),
       cli(t, ['suppressions', 'list', '--url', url, '--secret', SECRET, '--json']),
     ])
-    failed(unsignedRetry, 1, 'RT_ERR_UNAUTHORIZED', 'unsigned retry')
+    refused(unsignedRetry, 401, 'RT_ERR_UNAUTHORIZED', 'unsigned retry')
     assert.deepEqual(json(supList, 'signed suppressions list').suppressions.map((s: { email: string }) => s.email), ['y@example.org'])
     const [retry, remove] = await Promise.all([
       cli(t, ['jobs', 'retry', 'signed-mail', '--url', url, '--secret', SECRET, '--json']),

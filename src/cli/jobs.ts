@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { InvalidOptionError, TriggerError } from '../errors.ts'
+import { ControlError, InvalidOptionError } from '../errors.ts'
 import { sign } from '../net/sign.ts'
 
 export const JOBS_HELP = `rawtrigger jobs <list|show|retry|cancel> [id] [options]   control jobs of a running serve
@@ -14,16 +14,6 @@ rawtrigger suppressions <list|add|remove> [email] [options]  addresses later job
   --json             print the answer as JSON
 `
 
-/** A control request failed: the server's error code and message, or the connection's. */
-class ControlError extends TriggerError {
-  override readonly code: string
-  override name = 'ControlError'
-  constructor (code: string, message: string) {
-    super(message)
-    this.code = code
-  }
-}
-
 async function call (base: string, secret: string | undefined, method: string, path: string, body?: unknown): Promise<unknown> {
   const text = body === undefined ? '' : JSON.stringify(body)
   const headers: Record<string, string> = secret === undefined ? {} : { ...sign(secret, text) }
@@ -32,10 +22,19 @@ async function call (base: string, secret: string | undefined, method: string, p
   try {
     res = await fetch(new URL(path, base), { method, headers, ...(body === undefined ? {} : { body: text }) })
   } catch (err) {
-    throw new ControlError('RT_ERR_CONNECT', `cannot reach ${base}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`)
+    // fetch() says "fetch failed"; the socket's error (ECONNREFUSED, ENOTFOUND…) is its cause.
+    const cause = (err as Error).cause instanceof Error ? (err as Error).cause as Error : err as Error
+    throw new ControlError(`${method} ${path}: cannot reach ${base}: ${cause.message}`, { cause })
   }
-  const answer = res.status === 204 ? undefined : await res.json().catch(() => undefined) as { error?: { code: string, message: string } } | undefined
-  if (!res.ok) throw new ControlError(answer?.error?.code ?? `HTTP_${res.status}`, answer?.error?.message ?? `HTTP ${res.status}`)
+  const answer = res.status === 204 ? undefined : await res.json().catch(() => undefined) as { error?: { code?: unknown, message?: unknown } } | undefined
+  if (!res.ok) {
+    const serverCode = typeof answer?.error?.code === 'string' ? answer.error.code : undefined
+    const message = typeof answer?.error?.message === 'string' ? answer.error.message : res.statusText
+    throw new ControlError(`${method} ${path}: ${res.status} ${serverCode === undefined ? '' : `${serverCode}: `}${message}`, {
+      status: res.status,
+      ...(serverCode === undefined ? {} : { serverCode }),
+    })
+  }
   return answer
 }
 

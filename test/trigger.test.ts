@@ -6,6 +6,7 @@ import { test } from 'node:test'
 import { buildRequest, trigger, TriggerError } from 'rawtrigger'
 import { rejectsWith, within } from './helpers/assert-error.ts'
 import { refusedPort, startRawServer } from './helpers/raw-server.ts'
+import { startReceiver } from './helpers/receiver.ts'
 import { testCert } from './helpers/tls-cert.ts'
 
 const ACCEPTED = 'HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'
@@ -118,6 +119,51 @@ test('ack timeout: a server that never answers rejects RT_ERR_ACK_TIMEOUT naming
   assert.ok(err.message.includes(`127.0.0.1:${server.port}`), err.message)
   // The socket was closed, not leaked.
   await within(5_000, server.closedCount(1), 'server side close after the ack timeout')
+})
+
+test('ack: the result carries the response as it arrived with the status line, head and body', async (t) => {
+  const answer = 'HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 26\r\n\r\n{"id":"msg_1","note":"ü"}'
+  const server = await startRawServer({ answer })
+  t.after(() => server.close())
+  const result = await within(5_000, trigger(server.url, { body: 'x', ack: true }), 'ack trigger')
+  assert.equal(result.status, 202)
+  assert.equal(result.response, answer)
+})
+
+test('ack: response keeps at most 16 KiB of what arrived', async (t) => {
+  const answer = 'HTTP/1.1 200 OK\r\nContent-Length: 40000\r\n\r\n' + 'a'.repeat(40_000)
+  const server = await startRawServer({ answer })
+  t.after(() => server.close())
+  const result = await trigger(server.url, { ack: true })
+  assert.equal(result.status, 200)
+  assert.ok(result.response !== undefined && result.response.length <= 16_384 && result.response.startsWith('HTTP/1.1 200 OK\r\n'))
+})
+
+// A receiver answers 413 from the Content-Length alone and closes without reading the body: the
+// rest of the write then fails with EPIPE or ECONNRESET. With ack, the answer is the result.
+test('ack: a receiver that answers 413 before reading a 5 MB body resolves with 413, not RT_ERR_WRITE', async (t) => {
+  const r = await startReceiver(t, { maxBodyBytes: 1_024 })
+  const body = JSON.stringify({ n: 1, file: '/dev/null', pad: 'x'.repeat(5 * 1024 * 1024) })
+  for (let i = 0; i < 5; i++) {
+    const result = await within(30_000, trigger(`${r.url}/jobs/record`, { body, headers: { 'content-type': 'application/json' }, ack: true }), '413 trigger')
+    assert.equal(result.status, 413, `try ${i}`)
+    assert.match(result.response ?? '', /"code":"RT_ERR_BODY_TOO_LARGE"/)
+  }
+})
+
+test('ack: an early answer, then a reset while 16 MB are still unread, resolves with that answer', async (t) => {
+  const server = await startRawServer({
+    onHead (connection) {
+      connection.socket.pause() // read no more: the client's write stalls on full buffers
+      connection.socket.write('HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n', () => {
+        setTimeout(() => connection.socket.resetAndDestroy(), 50)
+      })
+    },
+  })
+  t.after(() => server.close())
+  const result = await within(30_000, trigger(server.url, { body: randomBytes(16 * 1024 * 1024), ack: true }), 'early answer trigger')
+  assert.equal(result.status, 413)
+  assert.ok(server.connections[0] !== undefined && server.connections[0].received.length < result.bytes, 'the answer came before the body was read')
 })
 
 // ── Network faults ────────────────────────────────────────────────────────────

@@ -18,6 +18,8 @@ export const ACK_TIMEOUT_MS = 5_000
 
 // A status line longer than this is not HTTP/1.x (RFC 9112 §4: "HTTP/1.1 NNN reason").
 const MAX_STATUS_LINE_BYTES = 1_024
+// With ack, the start of the response kept for the caller (`TriggerResult.response`).
+const MAX_RESPONSE_BYTES = 16_384
 const STATUS_LINE_RE = /^HTTP\/1\.[01] (\d{3})(?: |\r|$)/
 
 /** Options of {@link trigger}. */
@@ -26,8 +28,9 @@ export interface TriggerOptions extends RequestOptions {
   connectTimeoutMs?: number
   /**
    * `false`: write the request and the FIN, never read the response.
-   * `true`: write the request, wait for the status line, then close; the result has `status`.
-   * Ack mode does not half-close before the answer, so it works with any HTTP server.
+   * `true`: write the request, wait for the status line, then close; the result has `status` and
+   * `response`. Ack mode does not half-close before the answer, so it works with any HTTP server,
+   * and it reads while writing: an early answer (a 413 before the whole body was sent) is the result.
    * @default false
    */
   ack?: boolean
@@ -41,7 +44,7 @@ export interface TriggerOptions extends RequestOptions {
 
 /** What one trigger did. Times are milliseconds from the call. */
 export interface TriggerResult {
-  /** Bytes of the request written, head and body. */
+  /** Bytes of the request, head and body (all written, unless an ack answer came first). */
   bytes: number
   /** Until the connection was ready (TLS included). */
   connectMs: number
@@ -51,6 +54,12 @@ export interface TriggerResult {
   remotePort: number
   /** The response status, with `ack: true` only. */
   status?: number
+  /**
+   * With `ack: true` only: the response as far as it had arrived with the status line — the head
+   * and, when it came in the same reads (a small answer does), the body — as UTF-8, at most 16 KiB.
+   * Nothing beyond the status line is waited for.
+   */
+  response?: string
 }
 
 // Node's timers hold 32-bit signed milliseconds; a larger delay fires after 1 ms.
@@ -90,7 +99,8 @@ interface Fire {
   connectMs: number
   remoteAddress: string
   remotePort: number
-  status: string
+  /** With ack: the response bytes so far, at most MAX_RESPONSE_BYTES. */
+  response: Buffer | undefined
   timer: NodeJS.Timeout | undefined
   resolve: (r: TriggerResult) => void
   reject: (e: unknown) => void
@@ -109,7 +119,10 @@ function settle (f: Fire, err: TriggerError | undefined, status?: number): void 
     return
   }
   const r: TriggerResult = { bytes: f.bytes, connectMs: f.connectMs, totalMs: performance.now() - f.start, remoteAddress: f.remoteAddress, remotePort: f.remotePort }
-  if (status !== undefined) r.status = status
+  if (status !== undefined) {
+    r.status = status
+    r.response = (f.response as Buffer).toString('utf8')
+  }
   f.resolve(r)
 }
 
@@ -157,18 +170,26 @@ function onWritten (this: Owned, err?: Error | null): void {
     settle(f, undefined)
     return
   }
+  if (f.phase === 'settled') return // an early answer, an abort: the write ended after the result
   f.phase = 'ack'
   f.timer = setTimeout(onAckTimeout, f.ackTimeoutMs, f)
-  this.on('data', onSocketData)
   this.once('end', onSocketEnd)
 }
 
+// Ack mode only, from the first byte written on: a server may answer before it has read the whole
+// request (RFC 9110 §15: an early 413) and then close, which fails the rest of the write with
+// EPIPE or ECONNRESET. Reading while writing makes that answer the result instead of a WriteError.
 function onSocketData (this: Owned, chunk: Buffer): void {
   const f = this[STATE]
-  f.status += chunk.toString('latin1', 0, Math.min(chunk.length, MAX_STATUS_LINE_BYTES))
-  const eol = f.status.indexOf('\n')
-  if (eol === -1 && f.status.length < MAX_STATUS_LINE_BYTES) return
-  const match = STATUS_LINE_RE.exec(eol === -1 ? f.status : f.status.slice(0, eol + 1))
+  const had = f.response === undefined ? 0 : f.response.length
+  if (had < MAX_RESPONSE_BYTES) {
+    const part = chunk.length > MAX_RESPONSE_BYTES - had ? chunk.subarray(0, MAX_RESPONSE_BYTES - had) : chunk
+    f.response = f.response === undefined ? Buffer.from(part) : Buffer.concat([f.response, part])
+  }
+  const head = f.response as Buffer
+  const eol = head.indexOf(0x0a)
+  if (eol === -1 && head.length < MAX_STATUS_LINE_BYTES) return
+  const match = STATUS_LINE_RE.exec(head.toString('latin1', 0, eol === -1 ? MAX_STATUS_LINE_BYTES : Math.min(eol + 1, MAX_STATUS_LINE_BYTES)))
   if (match === null) settle(f, new AckError(`Response does not start with an HTTP/1.x status line (${describe(f.target)})`))
   else settle(f, undefined, Number(match[1]))
 }
@@ -206,7 +227,7 @@ export function trigger (url: string | URL, options: TriggerOptions = {}): Promi
       phase: 'connect', connectMs: 0,
       // An IP literal is where the socket goes: no getpeername() call needed.
       remoteAddress: target.ip ? target.hostname : '', remotePort: target.ip ? target.port : 0,
-      status: '', timer: undefined, resolve, reject,
+      response: undefined, timer: undefined, resolve, reject,
     }
     f.timer = setTimeout(onConnectTimeout, connectTimeoutMs, f)
     socket[STATE] = f
@@ -220,6 +241,7 @@ export function trigger (url: string | URL, options: TriggerOptions = {}): Promi
     // Queued until the socket is connected; end() sends the FIN right after the last byte.
     // Ack mode does not half-close first, so servers that treat a FIN as an abort still answer.
     if (f.ack) {
+      socket.on('data', onSocketData)
       socket.write(bytes, (err) => onWritten.call(socket, err))
     } else {
       socket.once('finish', onWritten) // = end()'s callback, without a closure

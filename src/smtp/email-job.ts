@@ -91,16 +91,57 @@ export function unsubscribeLink (template: string, email: string, jobId: string)
 }
 
 /**
- * 4xx replies (421, 450, 451, 452, …), connection errors and timeouts are temporary; 5xx replies
- * are permanent. nodemailer keeps the server's reply on `response` and its code on `responseCode`.
+ * A failure without an SMTP reply, by nodemailer's error code (its `errors.js`, ERROR_CODES):
+ * true when it is permanent, i.e. the same message would fail the same way on every try, so the
+ * recipient fails at once instead of being retried maxAttempts times. A code that is not listed,
+ * or no code at all, is temporary: retried, at most maxAttempts times. (Issue 16.)
+ */
+export const PERMANENT_WITHOUT_REPLY: Readonly<Record<string, boolean>> = {
+  // The connection, not the message: the server may answer on the next try.
+  ECONNECTION: false, // closed unexpectedly or refused (ECONNREFUSED stays on originalCode)
+  ETIMEDOUT: false, // connect, greeting or an idle socket timed out: a slow or busy server
+  ESOCKET: false, // ECONNRESET, EPIPE… mid-session
+  EDNS: false, // a resolver that fails now may answer later; NXDOMAIN looks the same here
+  EPROXY: false, // the proxy connection failed, like ECONNECTION one hop earlier
+  ETLS: false, // a handshake cut off looks like a bad certificate; the retries are bounded
+  EPROTOCOL: false, // a garbled or oversized reply: a server in trouble, not our message
+  EMAXLIMIT: false, // the pooled connection used up maxMessages: a new connection takes it
+  EABORT: false, // the send was cancelled, the message was not refused
+  EFETCH: false, // content fetched from a URL: the remote may answer next time
+  ESENDMAIL: false, // the sendmail transport's code: not raised by this SMTP pool
+  ESES: false, // the SES transport's code: not raised by this SMTP pool
+  // The message or the configuration: every try fails alike.
+  EENVELOPE: true, // refused before sending: no recipient, an invalid sender, recipient or DSN
+  EMESSAGE: true, // empty, or larger than the server's SIZE: it will be as large next time
+  ESTREAM: true, // the message could not be built (a source or attachment stream failed)
+  EMAXRECIPIENTS: true, // more recipients than maxRecipients: the message itself
+  EOTP: true, // invalid otp option data in the message
+  EAUTH: true, // credentials missing or refused, or an unknown method (a 454 reply stays temporary)
+  ENOAUTH: true, // the server requires credentials that the SMTP URL does not give
+  EOAUTH2: true, // no key or refresh token, or a refused grant; an unreachable endpoint is EFETCH
+  EREQUIRETLS: true, // the server lacks REQUIRETLS (RFC 8689), and will next time too
+  ECONFIG: true, // invalid transport or DKIM configuration
+  EFILEACCESS: true, // file content refused by disableFileAccess
+  EURLACCESS: true, // URL content refused by disableUrlAccess
+  ERR_ACCESS_DENIED: true, // Node's permission model (nodemailer keeps the code): denied until restarted
+}
+
+/**
+ * An SMTP reply decides when there is one: 4xx (421, 450, 451, 452, …) is temporary, 5xx permanent.
+ * nodemailer keeps the reply on `response` and its code on `responseCode`. Without a reply,
+ * nodemailer's error code decides ({@link PERMANENT_WITHOUT_REPLY}); the OS code it replaced, kept
+ * on `originalCode`, is added to the reply when the message does not already name it.
  */
 export function classify (err: unknown): SmtpFailure {
-  const e = err as { responseCode?: unknown, response?: unknown, code?: unknown, message?: unknown }
+  const e = err as { responseCode?: unknown, response?: unknown, code?: unknown, originalCode?: unknown, message?: unknown }
   if (typeof e.responseCode === 'number') {
     const reply = typeof e.response === 'string' ? e.response : `${e.responseCode} ${String(e.message)}`
     return { temporary: e.responseCode < 500, reply, code: e.responseCode }
   }
-  return { temporary: true, reply: `${typeof e.code === 'string' ? e.code : 'ERROR'}: ${String(e.message)}` }
+  const code = typeof e.code === 'string' ? e.code : undefined
+  const message = String(e.message)
+  const os = typeof e.originalCode === 'string' && !message.includes(e.originalCode) ? ` (${e.originalCode})` : ''
+  return { temporary: PERMANENT_WITHOUT_REPLY[code ?? ''] !== true, reply: `${code ?? 'ERROR'}: ${message}${os}` }
 }
 
 /** Exponential backoff with ±25 % jitter, so retries of a batch do not arrive together. */

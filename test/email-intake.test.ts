@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test, type TestContext } from 'node:test'
 import {
-  createMailer, createReceiver, emailHandler, MAX_RECIPIENTS, parseEmailJob, ValidationError, type Receiver,
+  createMailer, createReceiver, emailHandler, MAX_RECIPIENTS, parseEmailJob, startSink, ValidationError, type Receiver,
 } from 'rawtrigger'
 import { fill, isValidEmail, normaliseRecipients } from '../src/smtp/addresses.ts'
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-server.ts'
@@ -148,7 +148,7 @@ function tempDir (t: TestContext): string {
   return dir
 }
 
-async function startReceiver (t: TestContext, smtp: TestSmtpServer, concurrency: number): Promise<Receiver> {
+async function startReceiver (t: TestContext, smtp: { url: string }, concurrency: number): Promise<Receiver> {
   const mailer = createMailer({ url: smtp.url })
   const receiver = await createReceiver({
     port: 0,
@@ -282,6 +282,26 @@ describe('POST /jobs/email', () => {
     assert.equal(by('plain@x.org').text, 'Hello Plain Name, this goes to plain@x.org.')
     assert.equal(by('noname@x.org').text, 'Hello , this goes to noname@x.org.')
     for (const m of smtp.delivered) assert.equal(m.rcpt.length, 1, 'one message per recipient')
+  })
+
+  test('a recipient without a name: "Hi {{name}}" is sent as "Subject: Hi", no trailing space (issue 16)', async (t) => {
+    // The embedded sink keeps the raw head: the test server's parsed Subject would hide the space.
+    const sink = await startSink({ port: 0 })
+    const receiver = await startReceiver(t, sink, 1)
+    t.after(() => sink.close()) // after the mailer closed: the sink waits for open connections
+    const { status, body } = await post(`${receiver.url}/jobs/email`, {
+      subject: 'Hi {{name}}',
+      text: 'Hello',
+      recipients: ['noname@x.org', 'Ada <ada@x.org>'],
+    })
+    assert.equal(status, 202, JSON.stringify(body))
+    await waitForJob(receiver, String(body.id), 'done')
+    const subjectLine = (address: string): string | undefined => {
+      const m = sink.messages().find((c) => c.to.includes(address))
+      return /^Subject:[^\r\n]*/m.exec(m?.head ?? '')?.[0]
+    }
+    assert.equal(subjectLine('noname@x.org'), 'Subject: Hi')
+    assert.equal(subjectLine('ada@x.org'), 'Subject: Hi Ada')
   })
 
   test('a display name with CR/LF cannot inject a header or a recipient', async (t) => {

@@ -162,7 +162,8 @@ export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload
     const message: SendMailOptions = {
       from: p.from,
       to: r.name === undefined ? r.email : { name: r.name, address: r.email },
-      subject: fill(p.subject, r),
+      // An empty {{name}} must not leave "Hi " behind (issue 16); {{name|fallback}} gives a fallback.
+      subject: fill(p.subject, r).trim(),
       // Deterministic: a resend after a crash carries the same id, so receivers can spot it.
       messageId: `<${ctx.id}.${index}@${domain}>`,
       // A plain-text part always: written, or derived from the html.

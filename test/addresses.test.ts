@@ -1,9 +1,9 @@
 // Recipient intake by hand-picked cases (issue 11): each entry's expected reading, checked on the
 // fast path and on the reference (the addressparser-per-recipient version it replaced), so a case
-// that drifts from today's behaviour fails here by name.
+// that drifts from today's behaviour fails here by name. Then the template placeholders of fill().
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { isValidEmail, parseRecipient, type Recipient } from '../src/smtp/addresses.ts'
+import { fill, isValidEmail, parseRecipient, type Recipient } from '../src/smtp/addresses.ts'
 import * as reference from './helpers/addresses-reference.ts'
 
 const L64 = 'l'.repeat(64)
@@ -103,4 +103,39 @@ describe('parseRecipient', () => {
       assert.deepStrictEqual(reference.parseRecipient(entry), expected)
     })
   }
+})
+
+describe('fill', () => {
+  const named: Recipient = { email: 'ada@x.org', name: 'Ada & "Co" <3' }
+  const unnamed: Recipient = { email: 'o\'brien@x.org' }
+
+  test('{{name}} and {{email}}, with or without spaces inside the braces', () => {
+    assert.equal(fill('Dear {{name}} <{{email}}>', named), 'Dear Ada & "Co" <3 <ada@x.org>')
+    assert.equal(fill('Dear {{ name }}, {{  email\t}}', named), 'Dear Ada & "Co" <3, ada@x.org')
+    assert.equal(fill('Dear {{name}}.', unnamed), 'Dear .')
+  })
+
+  test('{{name|fallback}} gives the name when there is one', () => {
+    assert.equal(fill('Hello {{name|there}}', named), 'Hello Ada & "Co" <3')
+    assert.equal(fill('Hello {{ name | there }}', named), 'Hello Ada & "Co" <3')
+  })
+
+  test('{{name|fallback}} gives the fallback, trimmed, when there is no name', () => {
+    assert.equal(fill('Hello {{name|there}}!', unnamed), 'Hello there!')
+    assert.equal(fill('Hello {{ name | dear reader }}!', unnamed), 'Hello dear reader!')
+    assert.equal(fill('Hello {{name|}}!', unnamed), 'Hello !')
+    assert.equal(fill('Hello {{name|there}}!', { email: 'a@x.org', name: '' }), 'Hello there!')
+  })
+
+  test('with html, names, addresses and fallbacks are escaped alike', () => {
+    assert.equal(fill('<p>{{name|x}} {{email}}</p>', named, true), '<p>Ada &amp; &quot;Co&quot; &lt;3 ada@x.org</p>')
+    assert.equal(fill('<p>{{name|Tom & "Jerry" <3}} {{email}}</p>', unnamed, true), '<p>Tom &amp; &quot;Jerry&quot; &lt;3 o&#39;brien@x.org</p>')
+    assert.equal(fill('{{name|Tom & Jerry}}', unnamed), 'Tom & Jerry')
+  })
+
+  test('other braces are left as they are', () => {
+    const kept = '{{email|x}} {{name|a|b}} {{name|a}b}} {{nam}} {name} {{ job }}'
+    assert.equal(fill(kept, unnamed), kept)
+    assert.equal(fill('{{name|{x}}', unnamed), '{x')
+  })
 })

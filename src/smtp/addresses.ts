@@ -136,10 +136,25 @@ export function normaliseRecipients (entries: readonly unknown[]): RecipientList
 
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
 
-/** Fills `{{name}}` and `{{email}}`; with `html`, the values are HTML-escaped. */
+// `{{email}}`, `{{name}}` or `{{name|fallback}}`, with spaces allowed inside the braces.
+const PLACEHOLDER_RE = /\{\{\s*(?:(email)|name(?:\s*\|([^}|]*))?)\s*\}\}/g
+
+/**
+ * Fills the placeholders of a subject, text or html template for one recipient:
+ *
+ * - `{{email}}`: the address.
+ * - `{{name}}`: the display name, or nothing when the recipient has none.
+ * - `{{name|there}}`: the display name, or the fallback text ("there") when the recipient has none.
+ *   The fallback is anything but `}` and `|`, trimmed: `Hello {{ name | there }}`.
+ *
+ * Spaces inside the braces are allowed. Anything else in braces is left as it is.
+ *
+ * @param html - HTML-escape what is filled in (names, addresses and fallbacks alike); false by default.
+ */
 export function fill (template: string, r: Recipient, html = false): string {
-  return template.replace(/\{\{\s*(name|email)\s*\}\}/g, (_, key: string) => {
-    const value = key === 'name' ? r.name ?? '' : r.email
+  return template.replace(PLACEHOLDER_RE, (_, email: string | undefined, fallback: string | undefined) => {
+    let value = r.email
+    if (email === undefined) value = r.name !== undefined && r.name !== '' ? r.name : fallback?.trim() ?? ''
     return html ? value.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] as string) : value
   })
 }

@@ -21,6 +21,17 @@ ${JOBS_HELP}
 Exit status: 0 on success, 1 on failure, 2 on bad usage. Errors print their RT_ERR_* code.
 `
 
+const COMMAND_HELP: Record<string, string> = { fire: FIRE_HELP, serve: SERVE_HELP, jobs: JOBS_HELP, suppressions: JOBS_HELP }
+const COMMANDS = ['fire', 'serve', 'jobs', 'suppressions', 'secret', 'help']
+
+/** `rawtrigger help [command]`: the overview, or one command's text; an unknown command is bad usage. */
+function helpFor (command: string | undefined): string {
+  if (command === undefined || command === 'secret' || command === 'help') return HELP
+  const text = COMMAND_HELP[command]
+  if (text === undefined) throw new InvalidOptionError(`no help for ${JSON.stringify(command)}; the commands are ${COMMANDS.join(', ')}`)
+  return text
+}
+
 async function main (argv: string[]): Promise<void> {
   const [command, ...rest] = argv
   switch (command) {
@@ -32,13 +43,13 @@ async function main (argv: string[]): Promise<void> {
       process.stdout.write(generateSecret() + '\n')
       return
     case 'help':
-      process.stdout.write(rest[0] === 'fire' ? FIRE_HELP : rest[0] === 'serve' ? SERVE_HELP : rest[0] === 'jobs' || rest[0] === 'suppressions' ? JOBS_HELP : HELP)
+      process.stdout.write(helpFor(rest[0]))
       return
     case undefined: case '--help': case '-h':
       process.stdout.write(HELP)
       return
     default:
-      throw new InvalidOptionError(`unknown command ${JSON.stringify(command)}; see rawtrigger --help`)
+      throw new InvalidOptionError(`unknown command ${JSON.stringify(command)}; the commands are ${COMMANDS.join(', ')} (see rawtrigger --help)`)
   }
 }
 

@@ -1,11 +1,32 @@
-import { InvalidOptionError, TriggerError } from '../errors.ts'
+import {
+  ForbiddenHeaderError,
+  InvalidBodyError,
+  InvalidHeaderNameError,
+  InvalidHeaderValueError,
+  InvalidMethodError,
+  InvalidOptionError,
+  InvalidSecretError,
+  InvalidUrlError,
+  TriggerError,
+} from '../errors.ts'
+
+// Errors about what the person typed, found before anything is connected to: exit status 2.
+const USAGE_ERRORS = [
+  InvalidOptionError, InvalidUrlError, InvalidMethodError, InvalidHeaderNameError, InvalidHeaderValueError,
+  ForbiddenHeaderError, InvalidBodyError, InvalidSecretError,
+]
+
+/** Exit status 2: the error is about the command line (a flag, the URL, a header, the body, the secret). */
+export function isUsageError (err: unknown): boolean {
+  return USAGE_ERRORS.some((UsageError) => err instanceof UsageError)
+}
 
 /** Prints an error with its code and exits: 2 for bad usage, 1 for everything else. */
 export function fail (err: unknown): never {
   if (err instanceof TriggerError) {
     const cause = err.cause instanceof Error && 'code' in err.cause ? ` (${String(err.cause.code)})` : ''
     process.stderr.write(`rawtrigger: ${err.code}: ${err.message}${cause}\n`)
-    process.exit(err instanceof InvalidOptionError ? 2 : 1)
+    process.exit(isUsageError(err) ? 2 : 1)
   }
   process.stderr.write(`rawtrigger: ${err instanceof Error ? err.message : String(err)}\n`)
   process.exit(1)
@@ -24,6 +45,14 @@ export function intFlag (name: string, value: string | undefined, min = 1): numb
   if (value === undefined || value === '') return undefined
   const n = Number(value)
   if (!Number.isInteger(n) || n < min) throw new InvalidOptionError(`${name} must be an integer >= ${min} (got ${value})`)
+  return n
+}
+
+/** A TCP port flag: an integer from 0 (any free port) to 65535, or undefined when not given. */
+export function portFlag (name: string, value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined
+  const n = Number(value)
+  if (!/^\d+$/.test(value.trim()) || n > 65_535) throw new InvalidOptionError(`${name} must be a port, an integer from 0 to 65535 (got ${value})`)
   return n
 }
 

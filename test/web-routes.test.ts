@@ -5,6 +5,7 @@ import { test, type TestContext } from 'node:test'
 import { generateSecret } from '../src/net/sign.ts'
 import { request, tempDir, waitFor, type JsonResponse } from './helpers/receiver.ts'
 import { startServe, type ServeProcess } from './helpers/serve-process.ts'
+import { startHeldWebApp } from './helpers/web-app.ts'
 
 async function startServer (t: TestContext, args: string[] = []): Promise<ServeProcess> {
   const serve = await startServe(t, tempDir(t, 'rawtrigger-web-'), ['--sink-port', '0', '--log-level', 'warn', ...args])
@@ -118,4 +119,31 @@ test('with a secret: the trigger is signed; the page polls /campaigns/:id, which
   assert.equal(done.id, sent.json.id, 'the signed webhook-id became the job id')
   assert.equal((await request(`${serve.url}/jobs/${sent.json.id}`)).status, 401, '/jobs/:id still needs a signature')
   assert.equal((await request(`${serve.url}/mailbox`)).json.received, 3)
+})
+
+test('GET /campaigns/:id: a campaign fired here but not stored yet reads "pending", an id never fired is 404 (issue 16)', async (t) => {
+  const app = await startHeldWebApp(t)
+  const sent = await postJson(`${app.url}/campaigns`, { subject: 'Hi', text: 'Hello', recipients: 'a@example.org\nb@example.org' })
+  assert.equal(sent.status, 202, sent.text)
+  const id = sent.json.id as string
+  await app.waitForHeld(1)
+  assert.equal((await request(`${app.url}/jobs/${id}`)).status, 404, 'the receiver has not seen the trigger yet')
+
+  const pending = await request(`${app.url}/campaigns/${id}`)
+  assert.equal(pending.status, 200, pending.text)
+  assert.deepEqual(Object.keys(pending.json).sort(), ['firedAt', 'id', 'state'])
+  assert.equal(pending.json.id, id)
+  assert.equal(pending.json.state, 'pending')
+  const firedAgoMs = Date.now() - Date.parse(pending.json.firedAt)
+  assert.ok(firedAgoMs >= 0 && firedAgoMs < 10_000, `fired ${firedAgoMs} ms ago`)
+  const stranger = await request(`${app.url}/campaigns/c_${'0'.repeat(32)}`)
+  assert.equal(stranger.status, 404)
+  assert.match(stranger.json.error.message, /not a campaign this process fired/)
+
+  app.release()
+  const done = await waitFor('the released campaign done', async () => {
+    const res = await request(`${app.url}/campaigns/${id}`)
+    return res.status === 200 && res.json.state === 'done' ? res.json : undefined
+  })
+  assert.deepEqual([done.id, done.total, done.sent], [id, 2, 2])
 })

@@ -14,7 +14,10 @@ import { EMAIL_MAX_BODY_BYTES, parseEmailJob } from '../smtp/email-job.ts'
 import { previewRecipients } from './recipients.ts'
 import { isStaticPath, sendStatic } from './static-files.ts'
 
-/** Campaigns whose addresses are kept in memory, so failures can be shown with the address. */
+/**
+ * Campaigns this process fired, kept in memory: failures are shown with the address, and an id
+ * not stored yet reads "pending" rather than 404 (issue 16).
+ */
 const CAMPAIGNS_REMEMBERED = 5
 
 /** What the web routes use of the running receiver. Bound late: the routes exist before it listens. */
@@ -89,7 +92,8 @@ function newCampaignId (): string {
  * polled by the page). Returns a route function for `createReceiver({ routes })`.
  */
 export function createWebRoutes (options: WebRoutesOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const remembered = new Map<string, string[]>()
+  /** Campaign id → its addresses (by index) and when its trigger was fired; the newest few only. */
+  const remembered = new Map<string, { emails: string[], firedAt: Date }>()
 
   function targetOrThrow (): WebTarget {
     const target = options.target()
@@ -130,7 +134,7 @@ export function createWebRoutes (options: WebRoutesOptions): (req: IncomingMessa
       sendJson(res, 502, { error: { code, message: `could not reach the receiver: ${(err as Error).message}` } })
       return
     }
-    remembered.set(id, list.recipients.map((r) => r.email))
+    remembered.set(id, { emails: list.recipients.map((r) => r.email), firedAt: new Date() })
     for (const old of remembered.keys()) {
       if (remembered.size <= CAMPAIGNS_REMEMBERED) break
       remembered.delete(old)
@@ -146,10 +150,18 @@ export function createWebRoutes (options: WebRoutesOptions): (req: IncomingMessa
 
   async function progress (id: string, res: ServerResponse): Promise<void> {
     const view = await targetOrThrow().jobs.get(id)
-    if (view === undefined) throw new NotFoundError(`no job ${id} yet`)
-    const emails = remembered.get(id)
+    const campaign = remembered.get(id)
+    if (view === undefined) {
+      // Fired here, not stored yet: the trigger is on its way (or was refused: see the server log).
+      // The page polls from the moment it has the id, so this is the normal first answer.
+      if (campaign !== undefined) {
+        sendJson(res, 200, { id, state: 'pending', firedAt: campaign.firedAt.toISOString() })
+        return
+      }
+      throw new NotFoundError(`no job ${id}: not stored, and not a campaign this process fired`)
+    }
     const errors = view.errors.map((e) => {
-      const email = e.index === undefined ? undefined : emails?.[e.index]
+      const email = e.index === undefined ? undefined : campaign?.emails[e.index]
       return email === undefined ? e : { ...e, email }
     })
     sendJson(res, 200, { ...view, errors })

@@ -9,6 +9,7 @@ import { test, type TestContext } from 'node:test'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { request, tempDir } from './helpers/receiver.ts'
 import { ROOT, startServe, type ServeProcess } from './helpers/serve-process.ts'
+import { startHeldWebApp } from './helpers/web-app.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
 const CHROMIUM_ARGS = [
@@ -172,5 +173,63 @@ test('the page shows failed recipients with the SMTP reply', { skip, timeout: 60
     assert.match(await textOf(page, '[data-failures]'), /gone@example\.org — 550 5\.1\.1 No such user/)
     // Mail goes to a real server here: the page says nothing is caught.
     await waitForText(page, '#mailbox-note', 'Mail goes to a real SMTP server (serve --smtp): nothing is caught here.', 5_000)
+  })
+})
+
+test('a job not stored yet reads "queued" with no console error per tick; caught mail: "Showing 50 of N", more on request (issue 16)', { skip, timeout: 60_000 }, async (t) => {
+  const browser = await launch(t)
+  const app = await startHeldWebApp(t)
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  const consoleErrors: string[] = []
+  page.on('console', (message) => { if (message.type() === 'error') consoleErrors.push(message.text()) })
+  page.on('pageerror', (err) => consoleErrors.push(err.message))
+  // What the page's polls were answered: status and state.
+  const polls: string[] = []
+  page.on('response', (res) => {
+    if (!/\/campaigns\/c_/.test(res.url())) return
+    res.json().then((body: { state?: string }) => polls.push(`${res.status()} ${body.state ?? '?'}`), () => polls.push(`${res.status()} ?`))
+  })
+  const total = 120
+  await withFailureShot(t, page, async () => {
+    await page.goto(app.url + '/')
+    await page.getByLabel('Subject').fill('Hi {{name}}')
+    await page.getByLabel('Message').fill('Hello {{name}}')
+    await page.getByLabel('Paste addresses, one per line').fill(Array.from({ length: total }, (_, i) => `Person ${i} <p${i}@example.org>`).join('\n'))
+    await page.locator('[type=submit]').click()
+    await page.locator('[data-job-id]').waitFor({ timeout: CONFIRM_MS })
+    await app.waitForHeld(1)
+    // The trigger waits in the relay: the page polls a job the receiver has not stored.
+    await page.waitForTimeout(1_000)
+    assert.equal(await textOf(page, '[data-state]'), 'queued')
+    assert.ok(polls.filter((p) => p === '200 pending').length >= 2, `polls: ${polls.join(', ')}`)
+    app.release()
+    await waitForText(page, '[data-state]', 'done', DONE_MS)
+    assert.equal(await textOf(page, '[data-progress]'), `${total}/${total}`)
+    assert.ok(polls.every((p) => p.startsWith('200 ')), `polls: ${polls.join(', ')}`)
+
+    // The caught e-mails: the first 50 of 120, then 50 more, then the last 20.
+    await waitForText(page, '#mailbox-shown', `Showing 50 of ${total}`, 5_000)
+    assert.equal(await page.locator('.mail-item').count(), 50)
+    await page.getByRole('button', { name: 'Show 50 more' }).click()
+    await waitForText(page, '#mailbox-shown', `Showing 100 of ${total}`, 5_000)
+    assert.equal(await page.locator('.mail-item').count(), 100)
+    await page.getByRole('button', { name: 'Show 20 more' }).click()
+    await waitForText(page, '#mailbox-shown', `Showing ${total} of ${total}`, 5_000)
+    assert.equal(await page.locator('.mail-item').count(), total)
+    assert.equal(await page.locator('#mailbox-show-more').isVisible(), false, 'nothing more to show')
+    assert.deepEqual(consoleErrors, [])
+
+  })
+
+  // A job id this server neither fired nor stored (an old link): one 404, then the page stops asking.
+  const old = await browser.newPage()
+  const oldErrors: string[] = []
+  old.on('console', (message) => { if (message.type() === 'error') oldErrors.push(message.text()) })
+  await withFailureShot(t, old, async () => {
+    await old.goto(`${app.url}/#job=c_${'0'.repeat(32)}`)
+    await waitForText(old, '[data-state]', 'failed', 5_000)
+    assert.match(await textOf(old, '[data-failures]'), /no such job/)
+    await old.waitForTimeout(1_000)
+    assert.equal(oldErrors.length, 1, `console: ${oldErrors.join(' | ')}`)
   })
 })

@@ -4,7 +4,9 @@
 const POLL_MS = 250 // progress of a running campaign
 const MAILBOX_POLL_MS = 1000 // caught e-mails while a campaign runs
 const PREVIEW_DELAY_MS = 250 // typing pause before the counts are refreshed
-const NOT_ARRIVED_MS = 15000 // a job id the receiver never stored: the trigger was lost or refused
+const NOT_ARRIVED_MS = 15000 // a job id still "pending" this long after its trigger: lost or refused
+const MAILBOX_PAGE = 50 // caught e-mails listed at first, and added per "Show more"
+const MAILBOX_MAX = 1000 // what GET /mailbox lists at most (the sink keeps the newest 1,000)
 const MAX_FILE_BYTES = 16 * 1024 * 1024 // the app route's body limit
 const FINAL = new Set(['done', 'failed', 'cancelled'])
 
@@ -16,6 +18,7 @@ let previewSeq = 0
 let previewTimer = 0
 let current = null // the campaign being shown: { id, since, timer }
 let mailboxTimer = 0
+let mailboxLimit = MAILBOX_PAGE
 let selectedMail = ''
 
 /** Builds an element: el('p', { class: 'x' }, 'text', child). */
@@ -152,15 +155,26 @@ function showCampaign (id, accepted) {
   poll()
 }
 
+/** A view for a job that will not be shown: the page stops polling it. */
+const failedView = (message) => ({ state: 'failed', total: 0, sent: 0, failed: 0, errors: [{ message }] })
+
 async function poll () {
   const c = current
   let view = null
   try {
     const { status, json } = await api('GET', `/campaigns/${c.id}`)
-    if (status === 200) view = json
-    else if (status !== 404 || Date.now() - c.since > NOT_ARRIVED_MS) {
-      view = { state: 'failed', total: 0, sent: 0, failed: 0, errors: [{ message: json?.error?.message ?? `HTTP ${status}` }] }
-      if (status === 404) view.errors[0].message = 'the receiver never stored this job: the trigger did not arrive or was refused (see the server log)'
+    if (status === 200 && json.state === 'pending') {
+      // Fired by this server, not stored yet: the trigger is on its way. Normal for the first ticks.
+      const since = Date.parse(json.firedAt) || c.since
+      view = Date.now() - since <= NOT_ARRIVED_MS
+        ? json
+        : failedView('the receiver never stored this job: the trigger did not arrive or was refused (see the server log)')
+    } else if (status === 200) {
+      view = json
+    } else if (status === 404) {
+      view = failedView('no such job: this server neither stored it nor fired it (an old link, or the server restarted before the job arrived)')
+    } else {
+      view = failedView(json?.error?.message ?? `HTTP ${status}`)
     }
   } catch {
     // The server restarts or the network blinks: try again on the next tick.
@@ -174,8 +188,12 @@ async function poll () {
 function render (view) {
   const root = $('campaign')
   const state = root.querySelector('[data-state]')
-  state.textContent = view.state
-  state.className = `state ${view.state}`
+  // "pending" (fired, not stored yet) reads as queued: to the person, the job waits for the worker.
+  const shown = view.state === 'pending' ? 'queued' : view.state
+  state.textContent = shown
+  state.className = `state ${shown}`
+  state.title = view.state === 'pending' ? 'On its way to the worker, not stored yet' : ''
+  if (view.state === 'pending') return
   root.querySelector('[data-progress]').textContent = `${view.sent}/${view.total}`
   root.querySelector('[data-failed]').textContent = view.failed.toLocaleString()
   const bar = root.querySelector('progress')
@@ -201,14 +219,24 @@ function scheduleMailbox () {
 }
 
 async function refreshMailbox () {
-  const { status, json } = await api('GET', '/mailbox?limit=50').catch(() => ({ status: 0, json: null }))
+  const { status, json } = await api('GET', `/mailbox?limit=${mailboxLimit}`).catch(() => ({ status: 0, json: null }))
   if (status === 404) {
     $('mailbox-note').textContent = 'Mail goes to a real SMTP server (serve --smtp): nothing is caught here.'
     $('mail-list').replaceChildren()
+    $('mailbox-more').hidden = true
     return
   }
   if (status !== 200) return
   $('mailbox-count').textContent = json.received.toLocaleString()
+  const shown = json.messages.length
+  // Fewer than asked for, yet more received: the older ones are no longer kept by the sink.
+  const dropped = shown < mailboxLimit && json.received > shown
+  $('mailbox-more').hidden = json.received === 0
+  $('mailbox-shown').textContent = `Showing ${shown.toLocaleString()} of ${json.received.toLocaleString()}` +
+    (dropped ? ` · only the newest ${shown.toLocaleString()} are kept` : '')
+  const more = Math.min(MAILBOX_PAGE, json.received - shown, MAILBOX_MAX - shown)
+  $('mailbox-show-more').hidden = shown < mailboxLimit || more <= 0
+  $('mailbox-show-more').textContent = `Show ${more.toLocaleString()} more`
   $('mail-list').replaceChildren(...json.messages.map((m) => {
     const button = el('button', { type: 'button', class: 'mail-item', 'aria-pressed': String(m.messageId === selectedMail) },
       el('span', { class: 'mail-subject' }, m.subject || '(no subject)'),
@@ -261,6 +289,10 @@ function showMail (m) {
 }
 
 $('mailbox-refresh').addEventListener('click', refreshMailbox)
+$('mailbox-show-more').addEventListener('click', () => {
+  mailboxLimit = Math.min(mailboxLimit + MAILBOX_PAGE, MAILBOX_MAX)
+  refreshMailbox()
+})
 
 // ---- start ----------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import type { AnyJobHandler } from '../queue/handler.ts'
 import { BullmqQueue } from '../queue/bullmq-queue.ts'
 import { checkReceiverOptions, createReceiver, type Receiver, type ReceiverOptions } from '../server/receiver.ts'
 import { createWebRoutes } from '../web/routes.ts'
-import { durationFlag, intFlag } from './args.ts'
+import { durationFlag, intFlag, portFlag } from './args.ts'
 
 export const SERVE_HELP = `rawtrigger serve [options]   receive triggers, store jobs durably, run them after the socket closed
 
@@ -107,7 +107,6 @@ function emailOptions (values: Record<string, string | boolean | undefined>, log
     options.dkim = { domainName, keySelector, privateKey: readFileSync(keyFile, 'utf8') }
   }
   const ints: Array<[keyof EmailServiceOptions, string, string | undefined, number]> = [
-    ['sinkPort', '--sink-port', flag('sink-port'), 0],
     ['retryBaseMs', '--retry-base-ms', flag('retry-base-ms') ?? env('RETRY_BASE_MS'), 1],
     ['maxAttempts', '--max-attempts', flag('max-attempts') ?? env('MAX_ATTEMPTS'), 1],
     ['maxConnections', '--smtp-max-connections', flag('smtp-max-connections'), 1],
@@ -115,6 +114,8 @@ function emailOptions (values: Record<string, string | boolean | undefined>, log
     ['rateLimit', '--smtp-rate-limit', flag('smtp-rate-limit'), 1],
     ['rateDeltaMs', '--smtp-rate-delta-ms', flag('smtp-rate-delta-ms'), 1],
   ]
+  const sinkPort = portFlag('--sink-port', flag('sink-port'))
+  if (sinkPort !== undefined) options.sinkPort = sinkPort
   for (const [key, name, value, min] of ints) {
     const n = intFlag(name, value, min)
     if (n !== undefined) (options as unknown as Record<string, number>)[key] = n
@@ -171,7 +172,7 @@ export async function serve (argv: string[]): Promise<void> {
   const log = createLogger(level as LogLevel)
   const options: ReceiverOptions = {
     host: values.host ?? env('HOST') ?? '127.0.0.1',
-    port: intFlag('--port', values.port ?? env('PORT'), 0) ?? 8080,
+    port: portFlag('--port', values.port ?? env('PORT')) ?? 8080,
     dataDir: values['data-dir'] ?? env('DATA_DIR') ?? './data',
     concurrency: intFlag('--concurrency', values.concurrency ?? env('CONCURRENCY'), 0) ?? 1,
     handlers: await loadHandlers(values.handlers),

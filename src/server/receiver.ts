@@ -1,6 +1,6 @@
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
-import { BadRequestError, ConfigError, NotFoundError } from '../errors.ts'
+import { BadRequestError, ConfigError, NotFoundError, RequestTimeoutError } from '../errors.ts'
 import { createLogger, type Logger, type LogLevel } from '../log.ts'
 import { secretKey, type Secret } from '../net/sign.ts'
 import type { AnyJobHandler, JobHandler } from '../queue/handler.ts'
@@ -214,10 +214,11 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
       return
     }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+    const refusal = status === 408 ? new RequestTimeoutError(err.message) : new BadRequestError(err.message)
     counters.rejected++
-    metrics.rejected.inc({ reason: status === 408 ? 'RT_ERR_REQUEST_TIMEOUT' : 'RT_ERR_BAD_REQUEST' })
-    ctx.noteRefusal(status === 408 ? 'RT_ERR_REQUEST_TIMEOUT' : 'RT_ERR_BAD_REQUEST', `${status}: ${err.message}`)
-    socket.end(rawErrorResponse(status, status === 408 ? 'RT_ERR_REQUEST_TIMEOUT' : 'RT_ERR_BAD_REQUEST', err.message))
+    metrics.rejected.inc({ reason: refusal.code })
+    ctx.noteRefusal(refusal.code, `${status}: ${err.message}`)
+    socket.end(rawErrorResponse(status, refusal.code, err.message))
   })
 
   await new Promise<void>((resolve, reject) => {

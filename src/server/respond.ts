@@ -1,5 +1,8 @@
 import type { ServerResponse } from 'node:http'
-import { RequestError, StoreError, TriggerError, ValidationError } from '../errors.ts'
+import { InternalError, RequestError, StoreError, TriggerError, ValidationError } from '../errors.ts'
+
+/** The code of a 500: an error that is not a TriggerError (a bug; the log has it). */
+export const INTERNAL_CODE = new InternalError().code
 
 /** Writes a JSON response. `close` asks the client to close: the request body was not read. */
 export function sendJson (res: ServerResponse, status: number, body: unknown, close = false): void {
@@ -25,7 +28,7 @@ export function errorBody (err: unknown): { status: number, body: { error: Recor
   if (err instanceof StoreError) {
     return { status: 503, body: { error: { code: err.code, message: `${err.message}; nothing was stored, retry later` } } }
   }
-  const code = err instanceof TriggerError ? err.code : 'RT_ERR_INTERNAL'
+  const code = err instanceof TriggerError ? err.code : INTERNAL_CODE
   return { status: 500, body: { error: { code, message: 'internal error' } } }
 }
 

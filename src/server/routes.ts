@@ -10,7 +10,7 @@ import { peerOf } from './auth.ts'
 import { controlRoute } from './control-routes.ts'
 import type { Metrics } from './metrics.ts'
 import { readBody } from './body.ts'
-import { sendError, sendJson } from './respond.ts'
+import { INTERNAL_CODE, sendError, sendJson } from './respond.ts'
 
 /** Counters of this process since it started. */
 export interface IntakeCounters {
@@ -43,10 +43,10 @@ function header (req: IncomingMessage, name: string): string | undefined {
 
 /** Answers a refused request with its error, counted in /stats and /metrics. */
 export function reject (ctx: RouteContext, res: ServerResponse, err: unknown, close = false): void {
-  const code = err instanceof TriggerError ? err.code : 'RT_ERR_INTERNAL'
+  const code = err instanceof TriggerError ? err.code : INTERNAL_CODE
   ctx.counters.rejected++
   ctx.metrics.rejected.inc({ reason: code })
-  if (code === 'RT_ERR_INTERNAL') ctx.log.error({ err }, 'request failed')
+  if (code === INTERNAL_CODE) ctx.log.error({ err }, 'request failed')
   else ctx.noteRefusal(code, (err as Error).message)
   sendError(res, err, close)
 }

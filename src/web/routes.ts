@@ -9,7 +9,7 @@ import type { Secret } from '../net/sign.ts'
 import { trigger } from '../net/trigger.ts'
 import type { JobView } from '../queue/types.ts'
 import { readBody } from '../server/body.ts'
-import { sendError, sendJson } from '../server/respond.ts'
+import { INTERNAL_CODE, sendError, sendJson } from '../server/respond.ts'
 import { EMAIL_MAX_BODY_BYTES, parseEmailJob } from '../smtp/email-job.ts'
 import { previewRecipients } from './recipients.ts'
 import { isStaticPath, sendStatic } from './static-files.ts'
@@ -130,7 +130,7 @@ export function createWebRoutes (options: WebRoutesOptions): (req: IncomingMessa
       })
     } catch (err) {
       options.log?.error({ err }, 'campaign trigger failed')
-      const code = err instanceof TriggerError ? err.code : 'RT_ERR_INTERNAL'
+      const code = err instanceof TriggerError ? err.code : INTERNAL_CODE
       sendJson(res, 502, { error: { code, message: `could not reach the receiver: ${(err as Error).message}` } })
       return
     }

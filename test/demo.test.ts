@@ -94,9 +94,18 @@ test('demo --help', async (t) => {
   const run = await startDemo(t, ['--help']).done
   assert.equal(run.code, 0)
   assert.match(run.stdout, /--recipients <n>/)
+  assert.match(run.stdout, /--keep +leave the server running/)
   const bad = await startDemo(t, ['--recipients', '0']).done
   assert.equal(bad.code, 2)
   assert.match(bad.stderr, /--recipients must be an integer from 1/)
+})
+
+test('demo report: ends saying how to keep the server up (--keep), then stops it', { timeout: DEMO_TIMEOUT_MS + 5_000 }, async (t) => {
+  const run = await startDemo(t, ['--recipients', '10']).done
+  assert.equal(run.code, 0, `exit ${run.code ?? run.signal}\n${run.stdout}\n${run.stderr}`)
+  assert.match(run.stdout, /delivered +10\/10, counted by the SMTP sink/)
+  assert.match(run.stdout, /the server stops when the demo ends: add --keep to browse them and the web page/)
+  assert.match(run.stdout, /Stopped the server \(pid \d+\)/)
 })
 
 test('demo --keep: the server stays up with its web page until Ctrl-C, which stops it', { timeout: DEMO_TIMEOUT_MS + 5_000 }, async (t) => {

@@ -7,22 +7,14 @@ import { guardSuppressions } from './suppression-guard.ts'
 import { jobIdFor } from './types.ts'
 import { MAX_ERRORS_SHOWN, SCHEMA, toView, type ItemErrorRow, type JobRow } from './sqlite-schema.ts'
 import type {
-  AddResult, ClaimedJob, ControlResult, DueItem, ItemOutcome, JobList, JobListQuery, JobState, JobStore, JobView,
+  AddResult, ClaimedJob, CommitStats, ControlResult, DueItem, ItemOutcome, JobList, JobListQuery, JobState, JobStore, JobView,
   NewJob, StoreStats, SuppressionList,
 } from './types.ts'
 import { SqliteControl } from './sqlite-control.ts'
+import { SqliteWriter } from './sqlite-writer.ts'
 
-/**
- * Group commit: adds within this window share one transaction (one BEGIN/COMMIT is most of a
- * small insert's cost), and the 202s wait at most this long for it.
- */
-const COMMIT_WINDOW_MS = 1
-/** A batch this large commits at once instead of waiting for the window. */
-const COMMIT_BATCH_MAX = 256
 /** How long a write waits for a lock held by another process before it fails (blocks the event loop). */
 const BUSY_TIMEOUT_MS = 2_000
-
-interface Pending { job: NewJob, resolve: (r: AddResult) => void, reject: (e: unknown) => void }
 
 function isAlive (pid: number): boolean {
   try {
@@ -41,23 +33,23 @@ function storeError (op: string, cause: unknown): StoreError {
 /**
  * The embedded store: one SQLite file in WAL mode. `synchronous=NORMAL` keeps every commit across a
  * process crash (kill -9); only a power loss can take the last commits back.
- * Adds arriving within 1 ms (or 256 of them) share one transaction (group commit).
+ * New jobs are inserted by a writer thread with its own connection (group commit, see
+ * {@link SqliteWriter}); claims, item updates and reads run on this thread's connection.
  */
 export class SqliteStore implements JobStore {
   readonly #db: Database.Database
+  readonly #file: string
   readonly #stmt
-  readonly #addBatch
+  readonly #writer: SqliteWriter
   readonly #claimTx
   readonly #control: SqliteControl
   readonly #suppressions: SuppressionList
-  #pending: Pending[] = []
-  #flushScheduled = false
-  #flushTimer: NodeJS.Timeout | undefined
 
   constructor (dataDir: string) {
     try {
       mkdirSync(dataDir, { recursive: true })
-      this.#db = new Database(join(dataDir, 'rawtrigger.db'), { timeout: BUSY_TIMEOUT_MS })
+      this.#file = join(dataDir, 'rawtrigger.db')
+      this.#db = new Database(this.#file, { timeout: BUSY_TIMEOUT_MS })
       // auto_vacuum only takes effect on a new file before the first table, and before WAL.
       this.#db.pragma('auto_vacuum = INCREMENTAL')
       this.#db.pragma('journal_mode = WAL')
@@ -110,18 +102,8 @@ export class SqliteStore implements JobStore {
     this.#control = new SqliteControl(db)
     this.#suppressions = guardSuppressions(this.#control, storeError)
     this.#expireDeadOwners()
-    this.#addBatch = db.transaction((batch: Pending[]) => {
-      const now = Date.now()
-      return batch.map(({ job }): AddResult => {
-        const id = jobIdFor(job.dedupKey, randomUUID)
-        const info = this.#stmt.insert.run(id, job.type, job.items, now, job.dedupKey ?? null, now)
-        if (info.changes === 1) {
-          this.#stmt.insertPayload.run(info.lastInsertRowid, JSON.stringify(job.payload))
-          return { id, duplicate: false }
-        }
-        return { id: this.#stmt.byDedup.get(job.dedupKey) as string, duplicate: true }
-      })
-    })
+    this.#writer = new SqliteWriter(this.#file, BUSY_TIMEOUT_MS)
+    this.#writer.start()
     this.#claimTx = db.transaction((types: string, leaseMs: number): JobRow | undefined => {
       const now = Date.now()
       let seq = this.#stmt.nextQueued.get(now, types)
@@ -152,31 +134,12 @@ export class SqliteStore implements JobStore {
   }
 
   add (job: NewJob): Promise<AddResult> {
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ job, resolve, reject })
-      if (this.#pending.length >= COMMIT_BATCH_MAX) this.#flush()
-      else if (!this.#flushScheduled) {
-        this.#flushScheduled = true
-        this.#flushTimer = setTimeout(() => this.#flush(), COMMIT_WINDOW_MS)
-      }
-    })
+    return this.#writer.add(job)
   }
 
-  #flush (): void {
-    clearTimeout(this.#flushTimer)
-    this.#flushScheduled = false
-    const batch = this.#pending
-    if (batch.length === 0) return
-    this.#pending = []
-    let results: AddResult[]
-    try {
-      results = this.#addBatch(batch)
-    } catch (err) {
-      const error = storeError('insert', err)
-      for (const p of batch) p.reject(error)
-      return
-    }
-    batch.forEach((p, i) => p.resolve(results[i] as AddResult))
+  /** Commits of new jobs and the jobs they held: the mean group-commit size is their ratio. */
+  get commitStats (): CommitStats {
+    return { ...this.#writer.stats }
   }
 
   #run<T> (op: string, fn: () => T | Promise<T>): Promise<T> {
@@ -298,7 +261,7 @@ export class SqliteStore implements JobStore {
   }
 
   async close (): Promise<void> {
-    if (this.#pending.length > 0) this.#flush()
+    await this.#writer.close()
     if (this.#db.open) this.#db.close()
   }
 }

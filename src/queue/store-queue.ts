@@ -1,5 +1,5 @@
 import type {
-  AddResult, ControlResult, JobList, JobListQuery, JobQueue, JobStore, JobView, NewJob, RunOptions, StoreStats, SuppressionList,
+  AddResult, CommitStats, ControlResult, JobList, JobListQuery, JobQueue, JobStore, JobView, NewJob, RunOptions, StoreStats, SuppressionList,
 } from './types.ts'
 import { Worker } from './worker.ts'
 
@@ -19,6 +19,10 @@ export class StoreQueue implements JobQueue {
 
   add (job: NewJob): Promise<AddResult> {
     return this.store.add(job)
+  }
+
+  get commitStats (): CommitStats | undefined {
+    return this.store.commitStats
   }
 
   get (id: string): Promise<JobView | undefined> {

@@ -119,6 +119,12 @@ export interface StoreStats {
   items: { done: number, failed: number, pending: number }
 }
 
+/** Writes of new jobs and the jobs they held: their ratio is the mean group-commit size. */
+export interface CommitStats {
+  commits: number
+  jobs: number
+}
+
 /** A job a worker holds under a lease. */
 export interface ClaimedJob {
   id: string
@@ -142,6 +148,8 @@ export interface DueItem {
  * Two implementations keep the same behaviour: SQLite (embedded) and BullMQ (Redis).
  */
 export interface JobStore extends JobControl {
+  /** Writes of new jobs so far and the jobs they held (see {@link JobQueue.commitStats}). */
+  readonly commitStats?: CommitStats | undefined
   add (job: NewJob): Promise<AddResult>
   get (id: string): Promise<JobView | undefined>
   stats (): Promise<StoreStats>
@@ -204,6 +212,8 @@ export interface RunOptions {
 export interface JobQueue extends JobControl {
   /** Stores a job durably; resolves only after the commit. */
   add (job: NewJob): Promise<AddResult>
+  /** Writes of new jobs so far (SQLite commits, Redis round trips) and the jobs they held. */
+  readonly commitStats?: CommitStats | undefined
   get (id: string): Promise<JobView | undefined>
   stats (): Promise<StoreStats>
   /** Starts running jobs of the given types. */

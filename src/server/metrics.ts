@@ -44,6 +44,27 @@ export function createMetrics (queue: JobQueue): Metrics {
       this.set((await queue.stats()).items.pending)
     },
   })
+  const commits = queue.commitStats === undefined ? undefined : () => queue.commitStats as NonNullable<JobQueue['commitStats']>
+  if (commits !== undefined) {
+    new Counter({ // eslint-disable-line no-new
+      name: 'rawtrigger_store_commits_total',
+      help: 'Writes of new jobs (SQLite commits); jobs per commit is the group-commit size.',
+      registers: [registry],
+      collect () {
+        this.reset()
+        this.inc(commits().commits)
+      },
+    })
+    new Counter({ // eslint-disable-line no-new
+      name: 'rawtrigger_store_committed_jobs_total',
+      help: 'Jobs those writes held (duplicates included).',
+      registers: [registry],
+      collect () {
+        this.reset()
+        this.inc(commits().jobs)
+      },
+    })
+  }
   return {
     registry, accepted, rejected, acceptSeconds,
     observeItem (event) {

@@ -1,0 +1,165 @@
+import { Worker } from 'node:worker_threads'
+import { StoreError } from '../errors.ts'
+import { timeOrderedId } from './job-ids.ts'
+import { FIELDS, type FromWriter, type ToWriter, type WriterData } from './sqlite-writer-protocol.ts'
+import { jobIdFor, type AddResult, type CommitStats, type NewJob } from './types.ts'
+
+interface Waiter { resolve: (r: AddResult) => void, reject: (e: unknown) => void }
+interface Batch { ids: string[], waiters: Waiter[] }
+
+
+const THREAD_EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
+const THREAD_URL = new URL(`./sqlite-writer-thread${THREAD_EXT}`, import.meta.url)
+
+function startThread (data: WriterData): Worker {
+  // From the TypeScript source (tests, tsx) the thread needs tsx's loader: a worker does not inherit
+  // the hooks `--import tsx` registered in the main thread.
+  if (THREAD_EXT === '.ts') {
+    return new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(THREAD_URL.href)}) })`, { eval: true, workerData: data })
+  }
+  return new Worker(THREAD_URL, { workerData: data })
+}
+
+/**
+ * Inserts new jobs on a thread of their own, so HTTP parsing and SQLite use both cores. Jobs added
+ * in one event-loop turn travel as one message; the thread commits whatever has arrived as soon as
+ * its previous commit is done (group commit). Each `add()` resolves once its commit has returned.
+ */
+export class SqliteWriter {
+  readonly #data: WriterData
+  #thread: Worker | undefined
+  #outbox: unknown[] = []
+  #outWaiters: Waiter[] = []
+  #outIds: string[] = []
+  #scheduled = false
+  #nextBatch = 0
+  readonly #inFlight = new Map<number, Batch>()
+  #closing: Promise<void> | undefined
+  #onDrained: (() => void) | undefined
+  readonly stats: CommitStats = { commits: 0, jobs: 0 }
+
+  constructor (file: string, busyTimeoutMs: number) {
+    this.#data = { file, busyTimeoutMs }
+  }
+
+  add (job: NewJob): Promise<AddResult> {
+    if (this.#closing !== undefined) return Promise.reject(new StoreError('SQLite insert failed: the store is closed'))
+    let payload: string
+    try {
+      payload = JSON.stringify(job.payload)
+    } catch (err) {
+      return Promise.reject(new StoreError('SQLite insert failed: the payload is not serialisable', { cause: err }))
+    }
+    const id = jobIdFor(job.dedupKey, timeOrderedId)
+    return new Promise((resolve, reject) => {
+      this.#outbox.push(id, job.type, job.items, job.dedupKey ?? null, payload)
+      this.#outIds.push(id)
+      this.#outWaiters.push({ resolve, reject })
+      if (!this.#scheduled) {
+        this.#scheduled = true
+        setImmediate(() => this.#send())
+      }
+    })
+  }
+
+  #send (): void {
+    this.#scheduled = false
+    // One batch in flight: what arrives meanwhile goes in the next, sent when this one's answer is back.
+    if (this.#outWaiters.length === 0 || this.#inFlight.size > 0) return
+    const batch = this.#nextBatch++
+    const jobs = this.#outbox
+    this.#inFlight.set(batch, { ids: this.#outIds, waiters: this.#outWaiters })
+    this.#outbox = []
+    this.#outIds = []
+    this.#outWaiters = []
+    const thread = this.start()
+    // Held while answers are awaited, so a script that only adds does not exit before its commit.
+    if (this.#inFlight.size === 1) thread.ref()
+    thread.postMessage({ t: 'add', batch, jobs } satisfies ToWriter)
+  }
+
+  /** Starts the thread now (it takes a few ms, more under tsx) rather than on the first add. */
+  start (): Worker {
+    this.#thread ??= this.#startThread()
+    return this.#thread
+  }
+
+  #startThread (): Worker {
+    const thread = startThread(this.#data)
+    thread.unref() // an idle writer keeps no process alive
+    thread.on('message', (m: FromWriter) => this.#onMessage(m))
+    thread.on('error', (err) => this.#onThreadGone(thread, err))
+    thread.on('exit', (code) => this.#onThreadGone(thread, new Error(`the writer thread exited (code ${code})`)))
+    return thread
+  }
+
+  #onMessage (m: FromWriter): void {
+    if (m.t === 'closed') return
+    if (m.t === 'failed') {
+      const error = new StoreError(`SQLite insert failed${m.code === undefined ? '' : ` (${m.code})`}: ${m.message}`, { cause: Object.assign(new Error(m.message), { code: m.code }) })
+      for (const n of m.batches) this.#take(n)?.waiters.forEach((w) => w.reject(error))
+      this.#sendNext()
+      return
+    }
+    this.stats.commits++
+    m.batches.forEach((n, i) => {
+      const batch = this.#take(n)
+      if (batch === undefined) return
+      const results = m.results[i] as Array<string | null>
+      this.stats.jobs += results.length
+      batch.waiters.forEach((w, j) => {
+        const existing = results[j] ?? null
+        w.resolve(existing === null ? { id: batch.ids[j] as string, duplicate: false } : { id: existing, duplicate: true })
+      })
+    })
+    this.#sendNext()
+  }
+
+  /** The answer of the batch in flight is in: the jobs that arrived meanwhile go now. */
+  #sendNext (): void {
+    if (this.#inFlight.size > 0) return
+    if (this.#outWaiters.length > 0) {
+      if (!this.#scheduled) this.#send()
+    } else {
+      this.#onDrained?.()
+    }
+  }
+
+  #take (n: number): Batch | undefined {
+    const batch = this.#inFlight.get(n)
+    this.#inFlight.delete(n)
+    if (this.#inFlight.size === 0) this.#thread?.unref()
+    return batch
+  }
+
+  /** A crashed thread fails what it held (nothing was committed for them); the next add starts a new one. */
+  #onThreadGone (thread: Worker, err: Error): void {
+    if (this.#thread !== thread) return
+    this.#thread = undefined
+    if (this.#inFlight.size === 0) return this.#sendNext()
+    const error = new StoreError(`SQLite insert failed: ${err.message}`, { cause: err })
+    for (const batch of this.#inFlight.values()) batch.waiters.forEach((w) => w.reject(error))
+    this.#inFlight.clear()
+    this.#sendNext()
+  }
+
+  /** Commits what was added, then stops the thread. Adds after this reject. */
+  close (): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#inFlight.size > 0 || this.#outWaiters.length > 0) {
+        await new Promise<void>((resolve) => {
+          this.#onDrained = resolve
+          this.#sendNext()
+        })
+      }
+      const thread = this.#thread
+      if (thread === undefined) return
+      thread.ref() // until it has exited
+      await new Promise<void>((resolve) => {
+        thread.once('exit', () => resolve())
+        thread.postMessage({ t: 'close' } satisfies ToWriter)
+      })
+    })()
+    return this.#closing
+  }
+}

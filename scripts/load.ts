@@ -14,13 +14,20 @@
 // scripts/load/bare.mjs; scripts/load/peer-bullmq.ts. Redis targets are skipped when Redis does not
 // answer; PHP when php is not installed. Everything stops by itself; children, temp dirs and the
 // run's Redis keys (rtload-<hex>-*) are removed at the end, also after Ctrl-C.
-// Progress goes to stderr, the summary (or --json) to stdout.
+// serve's figures from GET /metrics too: the store's commits and committed jobs before and after
+// every phase, printed as jobs/commit (the group-commit size; '–' where a store does not count them).
+//
+// The summary ends with issue 11's table (scripts/load/goals.ts): each figure measured (medians
+// over --runs), its bar and goal, and a verdict — goal met, bar met, goal not, NOT met, or not
+// measured (a target or mode left out, Redis not answering). Then the trigger side's checks.
+// Progress goes to stderr, the summary (or --json: `targets` is that table, `checks` the rest) to stdout.
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
 import { MODES, runOnce, runProfiles, type LoadOptions, type Mode, type Row } from './load/run.ts'
-import { checkTargets, formatChecks, formatTables, summarise } from './load/report.ts'
+import { formatGoals, goals } from './load/goals.ts'
+import { checkTriggers, formatChecks, formatTables, summarise } from './load/report.ts'
 import { cleanUpAll, ON_REDIS, redisVersion, TARGETS, type TargetName } from './load/targets.ts'
 
 const HELP = `Usage: npm run load -- [options]
@@ -179,7 +186,8 @@ try {
 }
 
 const summary = summarise(rows)
-const checks = checkTargets(summary, rows)
+const targetTable = goals(rows, summary)
+const checks = checkTriggers(summary)
 const machine = {
   cpus: os.availableParallelism(),
   cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
@@ -193,7 +201,7 @@ const machine = {
 const settings = { ...options, progress: undefined, modes, redisUrl: redisUrl.replace(/\/\/[^@/]*@/, '//***@'), prefixes }
 
 if (values.json) {
-  process.stdout.write(`${JSON.stringify({ machine, settings, summary, targets: checks, rows, profiles, notes })}\n`)
+  process.stdout.write(`${JSON.stringify({ machine, settings, summary, targets: targetTable, checks, rows, profiles, notes })}\n`)
 } else {
   const o = options
   const lines = [
@@ -206,9 +214,14 @@ if (values.json) {
     formatTables(summary),
     '',
     'Loss accounting: stored = jobs the target\'s store gained during the phase (rawtrigger: GET /stats job counts; bare: bodies read; ' +
-      'peers: BullMQ job count), against 2xx answers (keep-alive) or requests sent (the rest). lost = that minus stored.',
+      'peers: BullMQ job count), against 2xx answers (keep-alive) or requests sent (the rest). lost = that minus stored. ' +
+      'jobs/commit = committed jobs ÷ commits of serve\'s store over the phase (GET /metrics), the group-commit size.',
     '',
-    'Targets',
+    `Targets (issue 11)${o.runs > 1 ? `: medians of ${o.runs} runs` : ''}`,
+    '',
+    formatGoals(targetTable),
+    '',
+    'Trigger side',
     formatChecks(checks),
     ...(notes.length > 0 ? ['', ...notes.map((n) => `Note: ${n}`)] : []),
     ...profiles.flatMap((p) => ['', `Profile: ${p.what} — ${p.usPerCall.toFixed(1)} µs sampled per call, ${p.busyUsPerCall.toFixed(1)} µs busy`, p.text]),

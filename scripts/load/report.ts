@@ -1,5 +1,6 @@
-// Medians over runs, ratios to the bare baseline, the issue's targets judged on the measurements,
-// and the tables a person reads.
+// Medians over runs, ratios to the bare baseline, the trigger side's checks judged on the
+// measurements, and the tables a person reads. A ratio is the median over runs of each run's own
+// ratio: both sides of it were measured minutes apart at most, in the same run.
 import type { Latency } from './cannon.ts'
 import type { Mode, Row } from './run.ts'
 import { LABELS, type TargetName } from './targets.ts'
@@ -7,7 +8,7 @@ import { LABELS, type TargetName } from './targets.ts'
 /** One row per target and mode: medians of rates, latencies and costs; sums of the counts. */
 export interface Summary extends Omit<Row, 'run'> {
   runs: number
-  /** Rate over the bare baseline's rate in the same mode (null: no baseline for this mode). */
+  /** Rate over the bare baseline's rate in the same mode and run, median over runs (null: no baseline for this mode). */
   ratio: number | null
 }
 
@@ -16,6 +17,17 @@ export interface Check {
   measured: string
   /** null: not measured in this run (a target or mode was left out). */
   met: boolean | null
+}
+
+/** Each run's `ours / theirs` for one mode, where both were measured in that run. */
+export function perRunRatios (rows: readonly Row[], ours: TargetName, theirs: TargetName, mode: Mode): number[] {
+  const out: number[] = []
+  for (const r of rows) {
+    if (r.target !== ours || r.mode !== mode) continue
+    const other = rows.find((o) => o.target === theirs && o.mode === mode && o.run === r.run)
+    if (other !== undefined && other.rate > 0) out.push(r.rate / other.rate)
+  }
+  return out
 }
 
 export function median (values: readonly number[]): number {
@@ -59,68 +71,36 @@ export function summarise (rows: readonly Row[]): Summary[] {
     if (first.duplicates !== undefined) s.duplicates = sum(list.map((r) => r.duplicates))
     if (first.drainRate !== undefined) s.drainRate = median(list.map((r) => r.drainRate ?? NaN))
     if (first.resent !== undefined) s.resent = sum(list.map((r) => r.resent))
+    if (first.jobsPerCommit !== undefined) {
+      s.commits = sum(list.map((r) => r.commits))
+      s.committedJobs = sum(list.map((r) => r.committedJobs))
+      s.jobsPerCommit = median(list.map((r) => r.jobsPerCommit ?? NaN))
+    }
     const codes: Record<string, number> = {}
     for (const r of list) for (const [c, n] of Object.entries(r.errorCodes ?? {})) codes[c] = (codes[c] ?? 0) + n
     if (Object.keys(codes).length > 0) s.errorCodes = codes
     out.push(s)
   }
   for (const s of out) {
-    const bare = out.find((b) => b.target === 'bare' && b.mode === s.mode)
-    s.ratio = bare === undefined || bare.rate === 0 ? null : s.rate / bare.rate
+    const ratios = perRunRatios(rows, s.target, 'bare', s.mode)
+    s.ratio = ratios.length === 0 ? null : median(ratios)
   }
   return out
 }
 
-const n0 = (v: number): string => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '–')
-const f1 = (v: number | undefined): string => (v !== undefined && Number.isFinite(v) ? v.toFixed(1) : '–')
+export const n0 = (v: number): string => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '–')
+export const f1 = (v: number | undefined): string => (v !== undefined && Number.isFinite(v) ? v.toFixed(1) : '–')
 const f2 = (v: number | undefined): string => (v !== undefined && Number.isFinite(v) ? v.toFixed(2) : '–')
 const pct = (v: number): string => (Number.isFinite(v) ? `${Math.round(v * 100)}%` : '–')
-const x2 = (v: number | null): string => (v === null || !Number.isFinite(v) ? '–' : `${v.toFixed(2)}×`)
+export const x2 = (v: number | null): string => (v === null || !Number.isFinite(v) ? '–' : `${v.toFixed(2)}×`)
 
 function find (s: readonly Summary[], target: TargetName, mode: Mode): Summary | undefined {
   return s.find((r) => r.target === target && r.mode === mode)
 }
 
-const RAWTRIGGER: ReadonlySet<TargetName> = new Set(['sqlite', 'redis'])
-
-/** The issue's targets, each judged on what this run measured. */
-export function checkTargets (s: readonly Summary[], rows: readonly Row[]): Check[] {
+/** The trigger side's checks (the pool's rate, trigger() and the pool against PHP); serve's figures are in goals.ts. */
+export function checkTriggers (s: readonly Summary[]): Check[] {
   const checks: Check[] = []
-  for (const [mode, min] of [['keep-alive', 0.5], ['new-connection', 0.85]] as const) {
-    for (const store of ['sqlite', 'redis'] as const) {
-      const r = find(s, store, mode)
-      const bare = find(s, 'bare', mode)
-      const what = `${mode === 'keep-alive' ? 'Durable accept rate, keep-alive' : 'New connection per request'}, ${store === 'sqlite' ? 'SQLite' : 'Redis'} store ≥ ${min}× bare node:http`
-      if (r === undefined || bare === undefined || r.ratio === null) checks.push({ target: what, measured: 'not measured', met: null })
-      else checks.push({ target: what, measured: `${x2(r.ratio)} (${n0(r.rate)} vs ${n0(bare.rate)} req/s)`, met: r.ratio >= min })
-    }
-  }
-  const mine = rows.filter((r) => RAWTRIGGER.has(r.target))
-  const bad = mine.filter((r) => r.lost !== 0)
-  checks.push({
-    target: 'Always 0 lost (rawtrigger, every phase of every run: stored = 2xx for keep-alive, = sent otherwise)',
-    measured: mine.length === 0
-      ? 'not measured'
-      : bad.length === 0
-        ? `0 lost in ${mine.length} phases (${n0(sum(mine.map((r) => r.stored)))} jobs stored)`
-        : bad.map((r) => `run ${r.run} ${r.mode} ${r.target}: ${r.lost > 0 ? `${r.lost} lost` : `${-r.lost} more stored than ${r.against}`}`).join('; '),
-    met: mine.length === 0 ? null : bad.length === 0,
-  })
-  for (const mode of ['keep-alive', 'new-connection'] as const) {
-    const ours = find(s, 'redis', mode)
-    const peer = find(s, 'fastify', mode)
-    const sqlite = find(s, 'sqlite', mode)
-    const what = `Ahead of fastify + BullMQ on the same Redis, ${mode}`
-    if (ours === undefined || peer === undefined) checks.push({ target: what, measured: 'not measured', met: null })
-    else {
-      checks.push({
-        target: what,
-        measured: `rawtrigger Redis ${n0(ours.rate)} vs fastify ${n0(peer.rate)} req/s (${x2(ours.rate / peer.rate)})` +
-          `${sqlite === undefined ? '' : `; rawtrigger SQLite ${n0(sqlite.rate)} (${x2(sqlite.rate / peer.rate)})`}`,
-        met: ours.rate > peer.rate,
-      })
-    }
-  }
   const pool = find(s, 'sqlite', 'pool')
   const php = find(s, 'sqlite', 'php')
   const trig = find(s, 'sqlite', 'trigger')
@@ -166,11 +146,11 @@ export function formatTables (s: readonly Summary[]): string {
   if (http.length > 0) {
     out.push('HTTP load (autocannon): 2xx answers per second, latency request → status line',
       '',
-      '| target | mode | req/s | × bare | p50 ms | p97.5 ms | p99 ms | errors | non-2xx | sent | 2xx | stored | lost | server µs/req | server CPU | client CPU |',
-      '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
+      '| target | mode | req/s | × bare | p50 ms | p97.5 ms | p99 ms | errors | non-2xx | sent | 2xx | stored | lost | jobs/commit | server µs/req | server CPU | client CPU |',
+      '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
     for (const r of http) {
       out.push(`| ${LABELS[r.target]} | ${HOW[r.mode]} | ${n0(r.rate)} | ${x2(r.ratio)} | ${f2(r.latencyMs?.p50)} | ${f2(r.latencyMs?.p975)} | ` +
-        `${f2(r.latencyMs?.p99)} | ${r.errors} | ${r.non2xx} | ${r.sent} | ${r.ok ?? '–'} | ${r.stored} | ${r.lost} | ${f1(r.serverUs)} | ` +
+        `${f2(r.latencyMs?.p99)} | ${r.errors} | ${r.non2xx} | ${r.sent} | ${r.ok ?? '–'} | ${r.stored} | ${r.lost} | ${f1(r.jobsPerCommit)} | ${f1(r.serverUs)} | ` +
         `${pct(r.serverCpu)} | ${pct(r.clientCpu)} |`)
     }
   }
@@ -178,11 +158,11 @@ export function formatTables (s: readonly Summary[]): string {
     if (out.length > 0) out.push('')
     out.push('Raw triggers: triggers handed to the kernel per second; blocking = call → promise resolved (PHP: fsockopen → fclose)',
       '',
-      '| target | how | triggers/s | × bare | until stored /s | blocking p50 µs | p99 µs | sent | failed | stored | lost | server µs/trigger | client µs/trigger |',
-      '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
+      '| target | how | triggers/s | × bare | until stored /s | blocking p50 µs | p99 µs | sent | failed | stored | lost | jobs/commit | server µs/trigger | client µs/trigger |',
+      '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
     for (const r of raw) {
       out.push(`| ${LABELS[r.target]} | ${HOW[r.mode]} | ${n0(r.rate)} | ${x2(r.ratio)} | ${r.drainRate === undefined ? '–' : n0(r.drainRate)} | ` +
-        `${f1(r.blockingUs?.p50)} | ${f1(r.blockingUs?.p99)} | ${r.sent} | ${r.errors} | ${r.stored} | ${r.lost} | ${f1(r.serverUs)} | ${f1(r.clientUs)} |`)
+        `${f1(r.blockingUs?.p50)} | ${f1(r.blockingUs?.p99)} | ${r.sent} | ${r.errors} | ${r.stored} | ${r.lost} | ${f1(r.jobsPerCommit)} | ${f1(r.serverUs)} | ${f1(r.clientUs)} |`)
     }
   }
   return out.join('\n')

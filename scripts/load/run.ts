@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { cannon, type CannonMode, type Latency } from './cannon.ts'
 import { floodFireMany, floodNet, floodPhp, floodPool, floodTrigger, JOB, type FloodResult, type OnProgress } from './flood.ts'
 import { monotonicUs, newestProfile, profileHere, report, trimProfile, type ProfileReport } from './profile.ts'
-import { deleteKeys, LABELS, newPrefix, startTarget, type Target, type TargetName } from './targets.ts'
+import { deleteKeys, LABELS, newPrefix, startTarget, type Commits, type Target, type TargetName } from './targets.ts'
 
 const SETTLE_MS = 15_000 // longest wait for a target to store what was sent
 const BODY = JSON.stringify(JOB)
@@ -70,12 +70,27 @@ export interface Row {
   clientCpu: number
   drainRate?: number
   resent?: number
+  /**
+   * rawtrigger stores that count their writes (GET /metrics): commits in this phase, the jobs they
+   * held, and the mean jobs per commit (the group-commit size). Absent for the other targets.
+   */
+  commits?: number
+  committedJobs?: number
+  jobsPerCommit?: number
+}
+
+/** The commits of one phase and their mean size (NaN when nothing was written). */
+function perCommit (before: Commits, after: Commits): Pick<Row, 'commits' | 'committedJobs' | 'jobsPerCommit'> {
+  const commits = after.commits - before.commits
+  const committedJobs = after.jobs - before.jobs
+  return { commits, committedJobs, jobsPerCommit: commits > 0 ? committedJobs / commits : NaN }
 }
 
 /** Measures one phase at one target, with the accounting around it. */
 async function phase (t: Target, mode: Mode, o: LoadOptions, run: number): Promise<Row> {
   const p = o.progress(`${o.runs > 1 ? `run ${run}/${o.runs} ` : ''}${mode} → ${LABELS[t.name]}`)
   const before = await t.counts()
+  const commits0 = await t.commits()
   const wall0 = performance.now()
   const server0 = t.cpuUs()
   const client0 = process.cpuUsage()
@@ -112,6 +127,7 @@ async function phase (t: Target, mode: Mode, o: LoadOptions, run: number): Promi
   const client = process.cpuUsage(client0)
   const server = t.cpuUs() - server0
   const wallUs = (performance.now() - wall0) * 1_000
+  const commits1 = commits0 === undefined ? undefined : await t.commits()
   const requests = Math.max(1, row.sent)
   const stored = after.stored - before.stored
   const done: Row = {
@@ -124,9 +140,11 @@ async function phase (t: Target, mode: Mode, o: LoadOptions, run: number): Promi
     clientCpu: (client.user + client.system) / wallUs,
     ...(after.accepted === undefined || before.accepted === undefined ? {} : { accepted: after.accepted - before.accepted }),
     ...(after.duplicates === undefined || before.duplicates === undefined ? {} : { duplicates: after.duplicates - before.duplicates }),
+    ...(commits0 === undefined || commits1 === undefined ? {} : perCommit(commits0, commits1)),
   }
   const unit = mode === 'keep-alive' || mode === 'new-connection' ? 'req/s' : 'triggers/s'
   p.done(`${Math.round(done.rate).toLocaleString('en-US')} ${unit}, stored ${stored} of ${expected} ${row.against}` +
+    `${done.jobsPerCommit === undefined ? '' : `, ${done.jobsPerCommit.toFixed(1)} jobs/commit`}` +
     `${done.errors > 0 ? `, ${done.errors} errors` : ''}${done.non2xx > 0 ? `, ${done.non2xx} non-2xx` : ''}`)
   return done
 }

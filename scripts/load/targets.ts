@@ -1,6 +1,7 @@
 // The servers under load, each in its own child process: rawtrigger's `serve --concurrency 0`
 // (SQLite or Redis store), the bare node:http baseline, and the fastify/express + BullMQ peers.
-// Every one answers GET /stats with the jobs it holds, which is what the loss accounting counts.
+// Every one answers GET /stats with the jobs it holds, which is what the loss accounting counts;
+// rawtrigger also answers GET /metrics (Prometheus text), where the store's commit counters are.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -42,6 +43,14 @@ export interface Counts {
   duplicates?: number
 }
 
+/** The store's write counters from GET /metrics: `rawtrigger_store_commits_total` and `…_committed_jobs_total`. */
+export interface Commits {
+  /** Writes of new jobs (SQLite: commits). */
+  commits: number
+  /** Jobs those writes held (duplicates included). */
+  jobs: number
+}
+
 export interface Target {
   name: TargetName
   /** `http://127.0.0.1:<port>` */
@@ -50,6 +59,8 @@ export interface Target {
   jobsUrl: string
   pid: number
   counts: () => Promise<Counts>
+  /** rawtrigger: the store's commit counters; undefined for the others, and for a store that does not expose them. */
+  commits: () => Promise<Commits | undefined>
   /** Counts until `stored` reaches `expected`, stops moving for 1 s, or `maxMs` passes. */
   settle: (expected: number, maxMs: number) => Promise<Counts>
   /** CPU time (user + system) of the child so far, µs (from /proc; NaN elsewhere). */
@@ -112,6 +123,27 @@ async function getJson (url: string): Promise<Record<string, unknown>> {
   const res = await fetch(url, { signal: AbortSignal.timeout(STATS_TIMEOUT_MS) })
   if (res.status !== 200) throw new Error(`GET ${url}: ${res.status}`)
   return await res.json() as Record<string, unknown>
+}
+
+async function getText (url: string): Promise<string> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(STATS_TIMEOUT_MS) })
+  if (res.status !== 200) throw new Error(`GET ${url}: ${res.status}`)
+  return await res.text()
+}
+
+/** One unlabelled sample of a Prometheus text exposition, or undefined when the metric is absent. */
+export function metricValue (text: string, name: string): number | undefined {
+  const match = new RegExp(`^${name}(?:\\{\\})? ([^ \\n]+)`, 'm').exec(text)
+  if (match === null) return undefined
+  const value = Number(match[1])
+  return Number.isFinite(value) ? value : undefined
+}
+
+/** The commit counters out of GET /metrics text; undefined unless both are there. */
+export function commitsOf (text: string): Commits | undefined {
+  const commits = metricValue(text, 'rawtrigger_store_commits_total')
+  const jobs = metricValue(text, 'rawtrigger_store_committed_jobs_total')
+  return commits === undefined || jobs === undefined ? undefined : { commits, jobs }
 }
 
 function countsOf (name: TargetName, s: Record<string, unknown>): Counts {
@@ -179,12 +211,14 @@ export async function startTarget (name: TargetName, options: TargetOptions): Pr
   }
 
   const counts = async (): Promise<Counts> => countsOf(name, await getJson(`${url}/stats`))
+  const rawtrigger = name === 'sqlite' || name === 'redis'
   return {
     name,
     url,
     jobsUrl: `${url}/jobs/email`,
     pid: proc.pid ?? 0,
     counts,
+    commits: async () => (rawtrigger ? commitsOf(await getText(`${url}/metrics`)) : undefined),
     async settle (expected, maxMs) {
       const end = performance.now() + maxMs
       let last = await counts()

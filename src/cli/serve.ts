@@ -7,6 +7,7 @@ import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../log.ts'
 import { startEmailService, type EmailServiceOptions } from '../smtp/service.ts'
 import type { AnyJobHandler } from '../queue/handler.ts'
 import { BullmqQueue } from '../queue/bullmq-queue.ts'
+import { SqliteStore } from '../queue/sqlite-store.ts'
 import { checkReceiverOptions, createReceiver, type Receiver, type ReceiverOptions } from '../server/receiver.ts'
 import { createWebRoutes } from '../web/routes.ts'
 import { durationFlag, intFlag, portFlag } from './args.ts'
@@ -17,6 +18,8 @@ export const SERVE_HELP = `rawtrigger serve [options]   receive triggers, store 
   --host <addr>         bind address (default 127.0.0.1); any other address
                         needs --secret                                       env HOST
   --data-dir <dir>      where the SQLite job store lives (default ./data)     env DATA_DIR
+  --sqlite-writer <m>   thread: new jobs are committed on a thread of their own
+                        (default); inline: on the main thread     env SQLITE_WRITER
   --secret <S>          require Standard Webhooks signatures on /jobs/* and
                         /suppressions (see "Security defaults")            env TRIGGER_SECRET
   --metrics-token <T>   GET /metrics needs Authorization: Bearer <T>, from any
@@ -131,6 +134,7 @@ export async function serve (argv: string[]): Promise<void> {
       port: { type: 'string' },
       host: { type: 'string' },
       'data-dir': { type: 'string' },
+      'sqlite-writer': { type: 'string' },
       secret: { type: 'string' },
       'metrics-token': { type: 'string' },
       concurrency: { type: 'string' },
@@ -191,6 +195,10 @@ export async function serve (argv: string[]): Promise<void> {
   const retainMs = durationFlag('--retain', values.retain ?? env('RETAIN'))
   if (retainMs !== undefined) options.retainMs = retainMs
 
+  const writer = values['sqlite-writer'] ?? env('SQLITE_WRITER')
+  if (writer !== undefined && writer !== 'thread' && writer !== 'inline') {
+    throw new InvalidOptionError(`--sqlite-writer must be thread or inline (got ${writer})`)
+  }
   checkReceiverOptions(options) // before Redis or the sink: a bad configuration fails alone
 
   const queueUrl = values.queue ?? env('QUEUE_URL')
@@ -205,6 +213,7 @@ export async function serve (argv: string[]): Promise<void> {
       ...(options.retainMs === undefined ? {} : { retainMs: options.retainMs }),
     })
   }
+  if (queueUrl === undefined && writer !== undefined) options.store = new SqliteStore(options.dataDir ?? './data', { writer })
   const email = await startEmailService(emailOptions(values, log))
   options.handlers = { email: email.handler, ...options.handlers }
   // The web page fires its triggers at this receiver: bound once it listens.

@@ -3,36 +3,14 @@
 // all of them — a lone job waits for one commit, fifty concurrent ones share one, with no timer.
 import { parentPort, workerData } from 'node:worker_threads'
 import Database from 'better-sqlite3'
-import { FIELDS, type FromWriter, type ToWriter, type WriterData } from './sqlite-writer-protocol.ts'
-
+import { createInserter, failure, type FromWriter, type ToWriter, type WriterData } from './sqlite-insert.ts'
 
 const port = parentPort
 if (port === null) throw new Error('sqlite-writer-thread runs in a worker thread')
 const data = workerData as WriterData
 const db = new Database(data.file, { timeout: data.busyTimeoutMs })
 db.pragma('synchronous = NORMAL') // per connection; WAL mode is the file's, set by the main connection
-const insert = db.prepare(`INSERT INTO jobs (id, type, state, total, due_at, dedup_key, created_at)
-  VALUES (?, ?, 'queued', ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-const insertPayload = db.prepare('INSERT INTO payloads (job_seq, payload) VALUES (?, ?)')
-const byDedup = db.prepare('SELECT id FROM jobs WHERE dedup_key = ?').pluck()
-
-const commit = db.transaction((batches: Array<Extract<ToWriter, { t: 'add' }>>): Array<Array<string | null>> => {
-  const now = Date.now()
-  return batches.map(({ jobs }) => {
-    const results: Array<string | null> = []
-    for (let i = 0; i < jobs.length; i += FIELDS) {
-      const dedupKey = jobs[i + 3] as string | null
-      const info = insert.run(jobs[i], jobs[i + 1], jobs[i + 2], now, dedupKey, now)
-      if (info.changes === 1) {
-        insertPayload.run(info.lastInsertRowid, jobs[i + 4])
-        results.push(null)
-      } else {
-        results.push(byDedup.get(dedupKey) as string)
-      }
-    }
-    return results
-  })
-})
+const commit = createInserter(db)
 
 let waiting: Array<Extract<ToWriter, { t: 'add' }>> = []
 let scheduled = false
@@ -46,10 +24,9 @@ function flush (): void {
     const ids = batches.map((b) => b.batch)
     let out: FromWriter
     try {
-      out = { t: 'done', batches: ids, results: commit.immediate(batches) }
+      out = { t: 'done', batches: ids, results: commit(batches.map((b) => b.jobs)) }
     } catch (err) {
-      const code = (err as { code?: unknown }).code
-      out = { t: 'failed', batches: ids, code: typeof code === 'string' ? code : undefined, message: (err as Error).message }
+      out = failure(ids, err)
     }
     port?.postMessage(out)
   }

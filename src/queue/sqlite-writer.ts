@@ -1,7 +1,8 @@
 import { Worker } from 'node:worker_threads'
+import type Database from 'better-sqlite3'
 import { StoreError } from '../errors.ts'
 import { timeOrderedId } from './job-ids.ts'
-import { FIELDS, type FromWriter, type ToWriter, type WriterData } from './sqlite-writer-protocol.ts'
+import { createInserter, failure, SEP, type FromWriter, type InsertResults, type ToWriter, type WriterData } from './sqlite-insert.ts'
 import { jobIdFor, type AddResult, type CommitStats, type NewJob } from './types.ts'
 
 interface Waiter { resolve: (r: AddResult) => void, reject: (e: unknown) => void }
@@ -20,15 +21,20 @@ function startThread (data: WriterData): Worker {
   return new Worker(THREAD_URL, { workerData: data })
 }
 
+/** Where {@link SqliteWriter} commits: on a thread of its own, or on the main connection. */
+export type WriterMode = 'thread' | 'inline'
+
 /**
- * Inserts new jobs on a thread of their own, so HTTP parsing and SQLite use both cores. Jobs added
- * in one event-loop turn travel as one message; the thread commits whatever has arrived as soon as
- * its previous commit is done (group commit). Each `add()` resolves once its commit has returned.
+ * Inserts new jobs with group commit: jobs added in one event-loop turn form a batch, one batch is
+ * committed at a time, and everything that arrived meanwhile goes into the next — a lone job waits
+ * for one commit, fifty concurrent ones share one, with no timer. Each `add()` resolves once its
+ * commit has returned. In `thread` mode the commits run on a worker thread with its own connection,
+ * so HTTP parsing and SQLite can use two cores; `inline` commits on the main connection.
  */
 export class SqliteWriter {
   readonly #data: WriterData
   #thread: Worker | undefined
-  #outbox: unknown[] = []
+  #outbox = ''
   #outWaiters: Waiter[] = []
   #outIds: string[] = []
   #scheduled = false
@@ -36,10 +42,13 @@ export class SqliteWriter {
   readonly #inFlight = new Map<number, Batch>()
   #closing: Promise<void> | undefined
   #onDrained: (() => void) | undefined
+  readonly #inline: ((batches: readonly string[]) => InsertResults) | undefined
   readonly stats: CommitStats = { commits: 0, jobs: 0 }
 
-  constructor (file: string, busyTimeoutMs: number) {
-    this.#data = { file, busyTimeoutMs }
+  /** `db` is the main connection, used in `inline` mode. */
+  constructor (db: Database.Database, busyTimeoutMs: number, mode: WriterMode) {
+    this.#data = { file: db.name, busyTimeoutMs }
+    this.#inline = mode === 'inline' ? createInserter(db) : undefined
   }
 
   add (job: NewJob): Promise<AddResult> {
@@ -52,7 +61,7 @@ export class SqliteWriter {
     }
     const id = jobIdFor(job.dedupKey, timeOrderedId)
     return new Promise((resolve, reject) => {
-      this.#outbox.push(id, job.type, job.items, job.dedupKey ?? null, payload)
+      this.#outbox += `${this.#outbox === '' ? '' : SEP}${id}${SEP}${job.type}${SEP}${job.items}${SEP}${job.dedupKey ?? ''}${SEP}${payload}`
       this.#outIds.push(id)
       this.#outWaiters.push({ resolve, reject })
       if (!this.#scheduled) {
@@ -69,19 +78,28 @@ export class SqliteWriter {
     const batch = this.#nextBatch++
     const jobs = this.#outbox
     this.#inFlight.set(batch, { ids: this.#outIds, waiters: this.#outWaiters })
-    this.#outbox = []
+    this.#outbox = ''
     this.#outIds = []
     this.#outWaiters = []
-    const thread = this.start()
+    if (this.#inline !== undefined) {
+      let reply: FromWriter
+      try {
+        reply = { t: 'done', batches: [batch], results: this.#inline([jobs]) }
+      } catch (err) {
+        reply = failure([batch], err)
+      }
+      this.#onMessage(reply)
+      return
+    }
+    this.#thread ??= this.#startThread()
     // Held while answers are awaited, so a script that only adds does not exit before its commit.
-    if (this.#inFlight.size === 1) thread.ref()
-    thread.postMessage({ t: 'add', batch, jobs } satisfies ToWriter)
+    if (this.#inFlight.size === 1) this.#thread.ref()
+    this.#thread.postMessage({ t: 'add', batch, jobs } satisfies ToWriter)
   }
 
   /** Starts the thread now (it takes a few ms, more under tsx) rather than on the first add. */
-  start (): Worker {
-    this.#thread ??= this.#startThread()
-    return this.#thread
+  start (): void {
+    if (this.#inline === undefined) this.#thread ??= this.#startThread()
   }
 
   #startThread (): Worker {

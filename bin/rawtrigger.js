@@ -2,7 +2,7 @@
 // Runs the compiled JavaScript in dist/: `npm install` builds it (the `prepare` script), and an
 // installed package ships it. In a checkout whose src/ changed since the last build (or that has
 // no dist/), the TypeScript source runs through tsx instead, with a note: tsx costs about a second
-// of start time and ~100 MB of memory, so production should run `npm run build` first.
+// of start time and ~30 MB of memory, so production should run `npm run build` first.
 import { existsSync, readdirSync, statSync } from 'node:fs'
 
 const compiled = new URL('../dist/cli.js', import.meta.url)
@@ -21,7 +21,8 @@ const fresh = existsSync(compiled) && (!existsSync(sourceDir) || newest(sourceDi
 if (fresh) {
   await import(compiled.href)
 } else if (existsSync(sourceDir)) {
-  process.stderr.write(`rawtrigger: ${existsSync(compiled) ? 'src/ is newer than dist/' : 'no dist/'}: running the TypeScript source through tsx (npm run build makes it start faster)\n`)
+  // Said to a person at a terminal only: scripts and tests read stderr for the command's own errors.
+  if (process.stderr.isTTY) process.stderr.write(`rawtrigger: ${existsSync(compiled) ? 'src/ is newer than dist/' : 'no dist/'}: running the TypeScript source through tsx (npm run build makes it start faster)\n`)
   const { register } = await import('tsx/esm/api')
   register()
   await import(new URL('cli.ts', sourceDir).href)

@@ -11,15 +11,20 @@ import { SqliteStore } from '../queue/sqlite-store.ts'
 import { checkReceiverOptions, createReceiver, type Receiver, type ReceiverOptions } from '../server/receiver.ts'
 import { createWebRoutes } from '../web/routes.ts'
 import { durationFlag, intFlag, portFlag } from './args.ts'
+import { DOCTOR_JOB_TYPE, doctorJob } from './doctor-job.ts'
 
 export const SERVE_HELP = `rawtrigger serve [options]   receive triggers, store jobs durably, run them after the socket closed
 
   --port <n>            listen port (default 8080; 0 picks one)              env PORT
   --host <addr>         bind address (default 127.0.0.1); any other address
                         needs --secret                                       env HOST
+  --socket <path>       listen on this Unix-domain socket instead of --host and
+                        --port; its peers count as local. A stale file from a
+                        crash is replaced, a live one refused      env SOCKET_PATH
+  --socket-mode <mode>  octal file mode of the socket (default 0660)
   --data-dir <dir>      where the SQLite job store lives (default ./data)     env DATA_DIR
-  --sqlite-writer <m>   thread: new jobs are committed on a thread of their own
-                        (default); inline: on the main thread     env SQLITE_WRITER
+  --sqlite-writer <m>   inline (default): new jobs are committed on the main
+                        thread; thread: on a writer thread of their own  env SQLITE_WRITER
   --secret <S>          require Standard Webhooks signatures on /jobs/* and
                         /suppressions (see "Security defaults")            env TRIGGER_SECRET
   --metrics-token <T>   GET /metrics needs Authorization: Bearer <T>, from any
@@ -133,6 +138,8 @@ export async function serve (argv: string[]): Promise<void> {
     options: {
       port: { type: 'string' },
       host: { type: 'string' },
+      socket: { type: 'string' },
+      'socket-mode': { type: 'string' },
       'data-dir': { type: 'string' },
       'sqlite-writer': { type: 'string' },
       secret: { type: 'string' },
@@ -194,6 +201,17 @@ export async function serve (argv: string[]): Promise<void> {
   if (leaseMs !== undefined) options.leaseMs = leaseMs
   const retainMs = durationFlag('--retain', values.retain ?? env('RETAIN'))
   if (retainMs !== undefined) options.retainMs = retainMs
+  // A flag beats the environment: --host/--port over SOCKET_PATH, --socket over HOST/PORT.
+  const tcpFlags = values.host !== undefined || values.port !== undefined
+  if (values.socket !== undefined && tcpFlags) throw new InvalidOptionError('--socket replaces --host and --port: give one or the other')
+  const socketPath = values.socket ?? (tcpFlags ? undefined : env('SOCKET_PATH'))
+  if (socketPath !== undefined) options.socketPath = socketPath
+  const socketMode = values['socket-mode']
+  if (socketMode !== undefined) {
+    if (!/^0?[0-7]{3}$/.test(socketMode)) throw new InvalidOptionError(`--socket-mode must be an octal file mode like 0660 (got ${socketMode})`)
+    if (socketPath === undefined) throw new InvalidOptionError('--socket-mode needs --socket')
+    options.socketMode = parseInt(socketMode, 8)
+  }
 
   const writer = values['sqlite-writer'] ?? env('SQLITE_WRITER')
   if (writer !== undefined && writer !== 'thread' && writer !== 'inline') {
@@ -215,7 +233,8 @@ export async function serve (argv: string[]): Promise<void> {
   }
   if (queueUrl === undefined && writer !== undefined) options.store = new SqliteStore(options.dataDir ?? './data', { writer })
   const email = await startEmailService(emailOptions(values, log))
-  options.handlers = { email: email.handler, ...options.handlers }
+  // doctor: the do-nothing job `rawtrigger doctor` fires to see which triggers arrive.
+  options.handlers = { email: email.handler, [DOCTOR_JOB_TYPE]: doctorJob, ...options.handlers }
   // The web page fires its triggers at this receiver: bound once it listens.
   let listening: Receiver | undefined
   const web = createWebRoutes({ target: () => listening && { url: listening.url, jobs: listening.queue }, log, ...(secret === undefined ? {} : { secret }) })
@@ -225,8 +244,9 @@ export async function serve (argv: string[]): Promise<void> {
     throw err
   })
   listening = receiver
-  process.stdout.write(`rawtrigger listening on ${receiver.url} (jobs: ${Object.keys(options.handlers ?? {}).join(', ') || 'none'}; store: ${queueUrl === undefined ? resolve(options.dataDir ?? '') : redacted(queueUrl)}; mail: ${email.sink === undefined ? redacted(email.smtpUrl) : `${email.smtpUrl} (embedded sink)`}; concurrency ${options.concurrency ?? 1})\n`)
-  log.info({ url: receiver.url }, 'listening')
+  const on = receiver.socketPath === undefined ? receiver.url : `${receiver.url} via unix:${receiver.socketPath}`
+  process.stdout.write(`rawtrigger listening on ${on} (jobs: ${Object.keys(options.handlers ?? {}).join(', ') || 'none'}; store: ${queueUrl === undefined ? resolve(options.dataDir ?? '') : redacted(queueUrl)}; mail: ${email.sink === undefined ? redacted(email.smtpUrl) : `${email.smtpUrl} (embedded sink)`}; concurrency ${options.concurrency ?? 1})\n`)
+  log.info({ url: receiver.url, ...(receiver.socketPath === undefined ? {} : { socketPath: receiver.socketPath }) }, 'listening')
 
   let stopping = false
   const stop = (signal: NodeJS.Signals): void => {

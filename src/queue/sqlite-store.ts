@@ -7,11 +7,11 @@ import { guardSuppressions } from './suppression-guard.ts'
 import { jobIdFor } from './types.ts'
 import { MAX_ERRORS_SHOWN, SCHEMA, toView, type ItemErrorRow, type JobRow } from './sqlite-schema.ts'
 import type {
-  AddResult, ClaimedJob, CommitStats, ControlResult, DueItem, ItemOutcome, JobList, JobListQuery, JobState, JobStore, JobView,
+  AddResult, ClaimedJob, CommitStats, WriterMode, ControlResult, DueItem, ItemOutcome, JobList, JobListQuery, JobState, JobStore, JobView,
   NewJob, StoreStats, SuppressionList,
 } from './types.ts'
 import { SqliteControl } from './sqlite-control.ts'
-import { SqliteWriter, type WriterMode } from './sqlite-writer.ts'
+import { SqliteWriter } from './sqlite-writer.ts'
 
 /** How long a write waits for a lock held by another process before it fails (blocks the event loop). */
 const BUSY_TIMEOUT_MS = 2_000
@@ -33,10 +33,13 @@ function storeError (op: string, cause: unknown): StoreError {
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions {
   /**
-   * Where new jobs are committed: `thread`, a writer thread with its own connection (HTTP and
-   * SQLite on two cores), or `inline`, on this thread's connection (no hand-over between threads;
-   * better when the cores are busy anyway). Both group-commit the same way.
-   * @default 'thread'
+   * Where new jobs are committed, with the same group commit either way: `inline`, on this
+   * thread's connection; or `thread`, on a writer thread with its own connection, so parsing and
+   * SQLite can use two cores. On a 2-core machine that also runs the clients, `thread` measured
+   * more CPU per job (the hand-over wakes a thread per commit), and every other write (the
+   * worker's, retention's) then contends for the file lock with it: SQLite's busy handler is not
+   * fair, and a retention sweep held new jobs back until it ended.
+   * @default 'inline'
    */
   writer?: WriterMode
 }
@@ -111,7 +114,7 @@ export class SqliteStore implements JobStore {
     this.#control = new SqliteControl(db)
     this.#suppressions = guardSuppressions(this.#control, storeError)
     this.#expireDeadOwners()
-    this.#writer = new SqliteWriter(db, BUSY_TIMEOUT_MS, options.writer ?? 'thread')
+    this.#writer = new SqliteWriter(db, BUSY_TIMEOUT_MS, options.writer ?? 'inline')
     this.#writer.start()
     this.#claimTx = db.transaction((types: string, leaseMs: number): JobRow | undefined => {
       const now = Date.now()

@@ -3,7 +3,7 @@ import type Database from 'better-sqlite3'
 import { StoreError } from '../errors.ts'
 import { timeOrderedId } from './job-ids.ts'
 import { createInserter, failure, SEP, type FromWriter, type InsertResults, type ToWriter, type WriterData } from './sqlite-insert.ts'
-import { jobIdFor, type AddResult, type CommitStats, type NewJob } from './types.ts'
+import { jobIdFor, type AddResult, type CommitStats, type NewJob, type WriterMode } from './types.ts'
 
 interface Waiter { resolve: (r: AddResult) => void, reject: (e: unknown) => void }
 interface Batch { ids: string[], waiters: Waiter[] }
@@ -20,9 +20,6 @@ function startThread (data: WriterData): Worker {
   }
   return new Worker(THREAD_URL, { workerData: data })
 }
-
-/** Where {@link SqliteWriter} commits: on a thread of its own, or on the main connection. */
-export type WriterMode = 'thread' | 'inline'
 
 /**
  * Inserts new jobs with group commit: jobs added in one event-loop turn form a batch, one batch is

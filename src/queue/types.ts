@@ -119,6 +119,12 @@ export interface StoreStats {
   items: { done: number, failed: number, pending: number }
 }
 
+/**
+ * Where the SQLite store commits new jobs: `inline`, on the main connection, or `thread`, on a
+ * writer thread with its own connection.
+ */
+export type WriterMode = 'thread' | 'inline'
+
 /** Writes of new jobs and the jobs they held: their ratio is the mean group-commit size. */
 export interface CommitStats {
   commits: number

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { ConnectError, InvalidOptionError, TriggerError, WriteError } from '../errors.ts'
-import { CONNECT_TIMEOUT_MS, describe, openSocket, type TlsOptions } from './connect.ts'
+import { checkSocketPath, CONNECT_TIMEOUT_MS, describe, openSocket, type TlsOptions } from './connect.ts'
 import { assemble, parseTarget, type RequestOptions, type Target } from './request-bytes.ts'
 
 /** Persistent connections a pool keeps by default. */
@@ -18,6 +18,12 @@ export interface TriggerPoolOptions {
   /** @default 5000 */
   connectTimeoutMs?: number
   tls?: TlsOptions
+  /**
+   * Connect to this Unix-domain socket instead of the URL's host and port; the URL still gives
+   * the path and `Host` (see `TriggerOptions.socketPath`).
+   * @default undefined (TCP to the URL's host and port)
+   */
+  socketPath?: string
 }
 
 /** What a pool has done so far. */
@@ -61,8 +67,9 @@ export function createTriggerPool (url: string | URL, options: TriggerPoolOption
   const target: Target = parseTarget(url)
   const size = options.connections ?? POOL_CONNECTIONS
   if (!Number.isInteger(size) || size < 1) throw new InvalidOptionError(`connections must be a positive integer (got ${String(size)})`)
+  checkSocketPath(options.socketPath)
   const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
-  const where = describe(target)
+  const where = describe(target, options.socketPath)
   const conns: Array<Conn | undefined> = Array.from({ length: size })
   const stats: TriggerPoolStats = { fired: 0, statuses: {}, resent: 0, failed: 0, inFlight: 0 }
   let next = 0
@@ -79,7 +86,7 @@ export function createTriggerPool (url: string | URL, options: TriggerPoolOption
   }
 
   function open (slot: number): Conn {
-    const socket = openSocket(target, options.tls)
+    const socket = openSocket(target, options.tls, options.socketPath)
     const conn: Conn = { socket, queue: [], buf: Buffer.alloc(0), need: -1, closed: false }
     socket.setTimeout(connectTimeoutMs, () => socket.destroy(new ConnectError(`Connect timeout (${where}, ${connectTimeoutMs} ms)`)))
     socket.once(target.tls ? 'secureConnect' : 'connect', () => socket.setTimeout(0))

@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { ForbiddenError, UnauthorizedError } from '../errors.ts'
 import type { Secret } from '../net/sign.ts'
-import { checkSignature, isLoopback, peerOf } from './auth.ts'
+import { checkSignature, isLocalPeer, isLoopback, peerOf } from './auth.ts'
 
 /**
  * Who may use a route.
@@ -79,11 +79,17 @@ function isLoopbackHost (host: string): boolean {
   return name.toLowerCase() === 'localhost' || isLoopback(name)
 }
 
-/** Throws unless the request comes from a page or program on this machine, talking to this machine. */
+/**
+ * Throws unless the request comes from a page or program on this machine, talking to this machine.
+ * A Unix-socket peer (`serve --socket`) is on this machine, and must name a loopback `Host` too:
+ * a browser cannot reach the socket itself, but a local proxy in front of it (nginx
+ * `proxy_pass http://unix:…` with `proxy_set_header Host $host`) would forward a DNS-rebinding
+ * page's `Host`. Clients of the socket send `Host: localhost` (`trigger`'s URL, PHP's fsockopen).
+ */
 function checkLocal (req: IncomingMessage): void {
   const peer = peerOf(req.socket)
-  if (!isLoopback(peer)) {
-    throw new ForbiddenError(`${req.url ?? ''} answers loopback peers only (peer ${peer ?? 'unknown'})`)
+  if (!isLocalPeer(peer)) {
+    throw new ForbiddenError(`${req.url ?? ''} answers loopback and Unix-socket peers only (peer ${peer ?? 'unknown'})`)
   }
   const host = req.headers.host
   // HTTP/1.0 clients (hand-written fsockopen triggers) may send no Host; a browser always does.

@@ -1,8 +1,19 @@
-import { isIP, type Socket } from 'node:net'
+import { isIP, type Server, type Socket } from 'node:net'
 import { ForbiddenError, TriggerError, UnauthorizedError } from '../errors.ts'
 import { verify, type HeaderSource, type Secret, type VerifiedMessage } from '../net/sign.ts'
 
 const peers = new WeakMap<Socket, string>()
+
+/**
+ * The peer of a connection accepted on a Unix-domain socket (`serve --socket`): a process on this
+ * machine that the socket file's mode let in, so local like a loopback peer.
+ */
+export const UNIX_PEER = 'unix'
+
+/** The socket was accepted by a server listening on a Unix-domain socket (its address is a path). */
+function onUnixSocket (socket: Socket): boolean {
+  return typeof (socket as Socket & { server?: Server }).server?.address() === 'string'
+}
 
 /**
  * Remembers the peer address at accept time: once a client has reset the connection,
@@ -10,9 +21,16 @@ const peers = new WeakMap<Socket, string>()
  */
 export function rememberPeer (socket: Socket): void {
   // A client that reset before the accept leaves no remote address; a connection accepted on a
-  // loopback address can only come from loopback, so the local address stands in for it.
-  const address = socket.remoteAddress ?? (isLoopback(socket.localAddress) ? socket.localAddress : undefined)
+  // loopback address can only come from loopback, so the local address stands in for it. A Unix
+  // socket peer has no address at all: asked only then, so TCP accepts pay nothing for it.
+  const address = socket.remoteAddress ??
+    (isLoopback(socket.localAddress) ? socket.localAddress : onUnixSocket(socket) ? UNIX_PEER : undefined)
   if (address !== undefined) peers.set(socket, address)
+}
+
+/** A loopback peer, or one on a Unix-domain socket ({@link UNIX_PEER}). */
+export function isLocalPeer (peer: string | undefined): boolean {
+  return peer === UNIX_PEER || isLoopback(peer)
 }
 
 /** The peer address of a socket, as seen when it was accepted. */
@@ -28,9 +46,9 @@ export function isLoopback (address: string | undefined): boolean {
   return isIP(v4) === 4 && v4.startsWith('127.')
 }
 
-/** Throws {@link ForbiddenError} when no secret is set and the peer is not on loopback. */
+/** Throws {@link ForbiddenError} when no secret is set and the peer is neither on loopback nor on a Unix socket. */
 export function checkPeer (secret: Secret | undefined, peer: string | undefined): void {
-  if (secret === undefined && !isLoopback(peer)) {
+  if (secret === undefined && !isLocalPeer(peer)) {
     throw new ForbiddenError(`unsigned requests are accepted from loopback only (peer ${peer ?? 'unknown'}); start serve with --secret`)
   }
 }

@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type Server, type ServerResponse } from 'no
 import type { AddressInfo, Socket } from 'node:net'
 import { BadRequestError, ConfigError, NotFoundError, RequestTimeoutError } from '../errors.ts'
 import { createLogger, type Logger, type LogLevel } from '../log.ts'
+import { checkSocketPath } from '../net/connect.ts'
 import { secretKey, type Secret } from '../net/sign.ts'
 import type { AnyJobHandler, JobHandler } from '../queue/handler.ts'
 import { SqliteStore } from '../queue/sqlite-store.ts'
@@ -13,6 +14,7 @@ import { createMetrics, type Metrics } from './metrics.ts'
 import { rawErrorResponse, sendError } from './respond.ts'
 import { createRefusalLog } from './refusal-log.ts'
 import { reject, route, type IntakeCounters, type RouteContext } from './routes.ts'
+import { claimSocketPath, listenOnSocket, SOCKET_MODE } from './unix-socket.ts'
 
 /** Largest accepted body. */
 export const MAX_BODY_BYTES = 1024 * 1024
@@ -39,6 +41,14 @@ export interface ReceiverOptions {
   port?: number
   /** Bind address. A non-loopback address needs a `secret`. @default '127.0.0.1' */
   host?: string
+  /**
+   * Listen on this Unix-domain socket instead of `host` and `port` (which are then ignored). A
+   * peer on it counts as local, like a loopback one. A stale file from a crash is replaced; a
+   * socket another process listens on is refused with ConfigError. Removed on close.
+   */
+  socketPath?: string
+  /** File mode of `socketPath`: who may connect. @default 0o660 (owner and group) */
+  socketMode?: number
   /** Where the SQLite file lives, unless `store` is given. @default './data' */
   dataDir?: string
   /** Where jobs live instead of SQLite under `dataDir`: e.g. a BullMQ queue. Closed by `close()`. */
@@ -89,9 +99,12 @@ export interface ReceiverOptions {
 
 /** A running receiver. */
 export interface Receiver {
-  /** `http://host:port`, IPv6 in brackets. */
+  /** `http://host:port`, IPv6 in brackets; `http://localhost` on a Unix socket (the `Host` to send). */
   url: string
+  /** The TCP port; 0 on a Unix socket. */
   port: number
+  /** The Unix-domain socket it listens on, when `socketPath` was given. */
+  socketPath?: string
   server: Server
   queue: JobQueue
   counters: IntakeCounters
@@ -151,7 +164,19 @@ export function checkReceiverOptions (options: ReceiverOptions): void {
   positiveInt('concurrency', options.concurrency, 0)
   positiveInt('maxBodyBytes', options.maxBodyBytes, 1)
   if (secret !== undefined) secretKey(secret) // a bad secret fails here, not on the first request
-  if (secret === undefined && !isLoopback(host)) {
+  if (options.socketPath !== undefined) {
+    try {
+      checkSocketPath(options.socketPath)
+    } catch (err) {
+      throw new ConfigError((err as Error).message, { cause: err })
+    }
+  }
+  const mode = options.socketMode
+  if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o777)) {
+    throw new ConfigError(`socketMode must be a file mode from 0 to 0o777 (got ${String(mode)})`)
+  }
+  // On a Unix socket host is not used; the socket file's mode decides who may connect.
+  if (secret === undefined && options.socketPath === undefined && !isLoopback(host)) {
     throw new ConfigError(`refusing to listen on ${host} without a secret: anyone who can reach it could start jobs. Pass --secret (or TRIGGER_SECRET), or bind 127.0.0.1`)
   }
 }
@@ -221,19 +246,25 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
     socket.end(rawErrorResponse(status, refusal.code, err.message))
   })
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    // Fire-and-forget senders arrive in bursts and hang up at once: Node's default backlog (511)
-    // overflowed under fireMany (the kernel drops the SYN and the sender waits a second).
-    server.listen({ port: options.port ?? 8080, host, backlog: LISTEN_BACKLOG }, () => {
-      server.off('error', reject)
-      resolve()
+  const { socketPath } = options
+  // Fire-and-forget senders arrive in bursts and hang up at once: Node's default backlog (511)
+  // overflowed under fireMany (the kernel drops the SYN and the sender waits a second).
+  await (socketPath === undefined
+    ? new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen({ port: options.port ?? 8080, host, backlog: LISTEN_BACKLOG }, () => {
+        server.off('error', reject)
+        resolve()
+      })
     })
-  }).catch(async (err: unknown) => {
+    : claimSocketPath(socketPath).then(() => listenOnSocket(server, socketPath, options.socketMode ?? SOCKET_MODE, LISTEN_BACKLOG))
+  ).catch(async (err: unknown) => {
     await queue.close()
-    throw new ConfigError(`cannot listen on ${host}:${options.port ?? 8080}: ${(err as Error).message}`, { cause: err })
+    if (err instanceof ConfigError) throw err
+    const where = socketPath === undefined ? `${host}:${options.port ?? 8080}` : `unix:${socketPath}`
+    throw new ConfigError(`cannot listen on ${where}: ${(err as Error).message}`, { cause: err })
   })
-  const port = (server.address() as AddressInfo).port
+  const port = socketPath === undefined ? (server.address() as AddressInfo).port : 0
   const retention = startRetention(queue, options.retainMs ?? RETAIN_MS, options.retentionIntervalMs ?? RETENTION_INTERVAL_MS, log)
   queue.start({
     handlers, log, concurrency: options.concurrency ?? 1, observe: metrics.observeItem,
@@ -243,7 +274,8 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
 
   let closing: Promise<void> | undefined
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: socketPath === undefined ? `http://${host.includes(':') ? `[${host}]` : host}:${port}` : 'http://localhost',
+    ...(socketPath === undefined ? {} : { socketPath }),
     port, server, queue, counters, metrics, log,
     close () {
       closing ??= (async () => {

@@ -1,4 +1,5 @@
 import { fail, usageError } from './cli/args.ts'
+import { doctor, DOCTOR_HELP } from './cli/doctor.ts'
 import { fire, FIRE_HELP } from './cli/fire.ts'
 import { control, JOBS_HELP } from './cli/jobs.ts'
 import { serve, SERVE_HELP } from './cli/serve.ts'
@@ -12,17 +13,20 @@ Usage:
   rawtrigger serve [options]        receive triggers, store jobs durably, run them afterwards
   rawtrigger jobs <list|show|retry|cancel>      control the jobs of a running serve
   rawtrigger suppressions <list|add|remove>     the addresses later jobs skip
+  rawtrigger doctor <url>           check that fsockopen-style triggers survive what sits in
+                                    front of serve (nginx, HAProxy, …); names the fix
   rawtrigger secret                 print a new signing secret (whsec_ + base64 of 32 bytes)
   rawtrigger help [command]         this text, or a command's
 
 ${FIRE_HELP}
 ${SERVE_HELP}
 ${JOBS_HELP}
+${DOCTOR_HELP}
 Exit status: 0 on success, 1 on failure, 2 on bad usage. Errors print their RT_ERR_* code.
 `
 
-const COMMAND_HELP: Record<string, string> = { fire: FIRE_HELP, serve: SERVE_HELP, jobs: JOBS_HELP, suppressions: JOBS_HELP }
-const COMMANDS = ['fire', 'serve', 'jobs', 'suppressions', 'secret', 'help']
+const COMMAND_HELP: Record<string, string> = { fire: FIRE_HELP, serve: SERVE_HELP, jobs: JOBS_HELP, suppressions: JOBS_HELP, doctor: DOCTOR_HELP }
+const COMMANDS = ['fire', 'serve', 'jobs', 'suppressions', 'secret', 'help', 'doctor']
 
 /** `rawtrigger help [command]`: the overview, or one command's text; an unknown command is bad usage. */
 function helpFor (command: string | undefined): string {
@@ -39,6 +43,7 @@ async function main (argv: string[]): Promise<void> {
     case 'serve': return serve(rest)
     case 'jobs': return control('jobs', rest)
     case 'suppressions': return control('suppressions', rest)
+    case 'doctor': return doctor(rest)
     case 'secret':
       process.stdout.write(generateSecret() + '\n')
       return

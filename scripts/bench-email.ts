@@ -6,15 +6,16 @@
 //   - the seed app's naive loop: a new non-pooled transport per mail, one after the other, over 50
 //     mails, extrapolated to 1,000 (labelled as such);
 // then the peak RSS (VmHWM, Linux /proc) of a fresh `serve` child running a 100,000-recipient job.
-// `serve` runs as a child: `node --import tsx src/cli.ts serve --port 0 --data-dir <tmp>
-// --sink-port 0` (no --smtp, so it starts its embedded sink on a free port).
+// `serve` runs as a child from the compiled dist/ (`npm run build` first), as `npm start` runs it:
+// `node dist/cli.js serve --port 0 --data-dir <tmp> --sink-port 0` (no --smtp, so it starts its
+// embedded sink on a free port); `--source` runs src/cli.ts through tsx instead.
 //
 //   node --conditions=rawtrigger-source --import tsx scripts/bench-email.ts
 //   node --conditions=rawtrigger-source --import tsx scripts/bench-email.ts --sizes 1000 --rss-recipients 0
 //   node --conditions=rawtrigger-source --import tsx scripts/bench-email.ts --json > bench-email.json
 //
 // Progress goes to stderr, the table (or --json) to stdout.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
@@ -31,6 +32,7 @@ const HELP = `Usage: node --conditions=rawtrigger-source --import tsx scripts/be
   --naive N             mails of the naive loop, then extrapolated    (default 50)
   --rss-recipients N    recipients of the peak-RSS job, 0 to skip     (default 100000)
   --rss-timeout-s S     stop waiting for that job after S seconds     (default 300)
+  --source              run serve from the TypeScript source through tsx, not dist/
   --json                one JSON object instead of the table
   --help                this text`
 
@@ -52,6 +54,7 @@ const { values } = parseArgs({
     'rss-recipients': { type: 'string', default: '100000' },
     'rss-timeout-s': { type: 'string', default: '300' },
     'json': { type: 'boolean', default: false },
+    'source': { type: 'boolean', default: false },
     'help': { type: 'boolean', default: false },
   },
 })
@@ -118,8 +121,20 @@ function message (p: Person, jobId: string, index: number): SendMailOptions {
 // ---------------------------------------------------------------- serve child
 interface Serve { url: string, child: ChildProcess, pid: number, stop (): Promise<void>, stderr (): string }
 
+/** How serve starts: the compiled CLI (built once per run), or the source through tsx. */
+let entry: string[] | undefined
+function serveEntry (): string[] {
+  if (entry !== undefined) return entry
+  if (values.source) entry = ['--import', 'tsx', 'src/cli.ts']
+  else {
+    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' })
+    entry = ['dist/cli.js']
+  }
+  return entry
+}
+
 async function startServe (dataDir: string): Promise<Serve> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', '--data-dir', dataDir, '--sink-port', '0', '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [...serveEntry(), 'serve', '--port', '0', '--data-dir', dataDir, '--sink-port', '0', '--log-level', 'warn'], {
     cwd: ROOT,
     env: { ...process.env, SMTP_URL: '', TRIGGER_SECRET: '', QUEUE_URL: '', LOG_LEVEL: '' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -185,7 +185,7 @@ export function diagnose (shapes: readonly ShapeReport[], front: string | undefi
   const who = nginx ? 'nginx' : 'whatever sits in front of the receiver (or the receiver itself)'
   const cause = `${who} treats a client that hangs up right after its last byte (${how}) as an abort, and drops the complete request instead of forwarding or storing it`
   const fixes: string[] = []
-  const nginxFix = 'nginx: `proxy_ignore_client_abort on;` in the location that proxies to the receiver (keep `proxy_request_buffering on`, the default); behind PHP-FPM the same is `fastcgi_ignore_client_abort on;`'
+  const nginxFix = 'nginx: `proxy_ignore_client_abort on;` in the location that proxies to the receiver (keep `proxy_request_buffering on`, the default)'
   const haproxyFix = 'HAProxy: no `option abortonclose` (it is off by default; remove it, or `no option abortonclose` in the backend), and `option http-buffer-request` to read the whole body first'
   const nodeFix = 'a Node.js server or proxy: `server.httpAllowHalfOpen = true`, and read the body before any await (rawtrigger serve does both)'
   if (nginx) fixes.push(nginxFix)

@@ -6,7 +6,6 @@ import { ConfigError, InvalidOptionError } from '../errors.ts'
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../log.ts'
 import { startEmailService, type EmailServiceOptions } from '../smtp/service.ts'
 import type { AnyJobHandler } from '../queue/handler.ts'
-import { BullmqQueue } from '../queue/bullmq-queue.ts'
 import { SqliteStore } from '../queue/sqlite-store.ts'
 import { checkReceiverOptions, createReceiver, type Receiver, type ReceiverOptions } from '../server/receiver.ts'
 import { createWebRoutes } from '../web/routes.ts'
@@ -223,6 +222,8 @@ export async function serve (argv: string[]): Promise<void> {
   if (queueUrl !== undefined) {
     const rateLimit = intFlag('--rate-limit', values['rate-limit'] ?? env('RATE_LIMIT'))
     const chunkSize = intFlag('--chunk-size', values['chunk-size'])
+    // Loaded only here: bullmq and ioredis are ~20 MB of memory a SQLite serve does not need.
+    const { BullmqQueue } = await import('../queue/bullmq-queue.ts')
     options.queue = new BullmqQueue({
       url: queueUrl,
       ...(values['queue-prefix'] === undefined ? {} : { prefix: values['queue-prefix'] }),

@@ -4,12 +4,12 @@ import { Redis } from 'ioredis'
 import { ConfigError, StoreError } from '../errors.ts'
 import { guardSuppressions } from './suppression-guard.ts'
 import type { JobHandler } from './handler.ts'
-import { CHUNK_DONE, CHUNK_PAUSE, CHUNK_START, CREATE_JOB, MARK_ITEM, SET_STATE, callScript, parseItem } from './redis-scripts.ts'
+import { CHUNK_DONE, CHUNK_PAUSE, CHUNK_START, CREATE_JOBS, MARK_ITEM, SET_STATE, callScript, parseItem } from './redis-scripts.ts'
 import { ChunkItems } from './bullmq-items.ts'
 import { RedisControl, summaryOf } from './redis-control.ts'
 import { jobIdFor } from './types.ts'
 import type {
-  AddResult, ControlResult, JobErrorView, JobList, JobListQuery, JobQueue, JobView, NewJob, RunOptions,
+  AddResult, CommitStats, ControlResult, JobErrorView, JobList, JobListQuery, JobQueue, JobView, NewJob, RunOptions,
   StoreStats, SuppressionList,
 } from './types.ts'
 
@@ -19,10 +19,13 @@ export const CHUNK_SIZE = 200
 export const CHUNK_LOCK_MS = 15_000
 /** Runs of a chunk that throws before it fails for good (BullMQ attempts, exponential backoff). */
 const CHUNK_ATTEMPTS = 5
-const CHUNK_BACKOFF_MS = 1_000
+const CHUNK_BACKOFF = { type: 'exponential', delay: 1_000 } as const
 const MAX_ERRORS_SHOWN = 20
 /** How long a store call waits for a (re)connecting Redis before it fails with 503. */
 const CONNECT_WAIT_MS = 2_000
+/** Adds per intake script call, and their payload bytes: bounds one call's time on Redis' one thread. */
+const BATCH_MAX = 256
+const BATCH_MAX_BYTES = 1 << 20
 
 /** Options of {@link BullmqQueue}. */
 export interface BullmqQueueOptions {
@@ -39,6 +42,13 @@ export interface BullmqQueueOptions {
 }
 
 interface ChunkData { id: string, type: string, chunk: number, start: number, end: number }
+interface ChunkJob { name: string, data: ChunkData, opts: JobsOptions }
+
+/** An add waiting for its batch to be written. */
+interface PendingAdd { id: string, dedup: string | undefined, type: string, payload: string, items: number, chunks: number, resolve: (r: AddResult) => void, reject: (e: StoreError) => void }
+interface Batch { adds: PendingAdd[], bytes: number }
+/** A reply of CREATE_JOBS: created (1) or not, the id, and for a duplicate the first job's total, chunks and type. */
+type CreateReply = [number, string, string?, string?, string?]
 
 function storeError (op: string, cause: unknown): StoreError {
   return new StoreError(`Redis ${op} failed: ${(cause as Error).message}`, { cause })
@@ -60,6 +70,12 @@ export class BullmqQueue implements JobQueue {
   readonly #control: RedisControl
   readonly #suppressions: SuppressionList
   readonly #chunks: ChunkItems
+  readonly #jobKey: string
+  readonly #dedupKey: string
+  readonly #intakeKeys: string[]
+  #batch: Batch | undefined
+  readonly #commits: CommitStats = { commits: 0, jobs: 0 }
+  #lastError: Error | undefined
   #workers: Worker[] = []
   readonly #abort = new AbortController()
 
@@ -76,10 +92,16 @@ export class BullmqQueue implements JobQueue {
     this.#chunkSize = options.chunkSize ?? CHUNK_SIZE
     this.#rateLimit = options.rateLimit
     this.#retainS = Math.ceil((options.retainMs ?? 7 * 24 * 3600 * 1000) / 1000)
+    this.#jobKey = this.#key('job') + ':'
+    this.#dedupKey = this.#key('dedup') + ':'
+    // Before the job keys in every intake call; the queued index is the one REINDEX names.
+    this.#intakeKeys = [this.#key('stats'), this.#key('index'), this.#key('index', 'queued'), this.#key('seq')]
     // Intake fails fast (503) while Redis is away instead of queueing commands in memory.
     this.#redis = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
-    this.#redis.on('error', () => {}) // reconnects by itself; each command reports its own failure
-    this.#redis.defineCommand('rtCreate', { numberOfKeys: 5, lua: CREATE_JOB })
+    // Reconnects by itself; each command reports its own failure, a wait for the connection this one.
+    this.#redis.on('error', (err: Error) => { this.#lastError = err })
+    this.#redis.on('ready', () => { this.#lastError = undefined })
+    this.#redis.defineCommand('rtCreateJobs', { lua: CREATE_JOBS }) // KEYS counted per call
     this.#redis.defineCommand('rtState', { numberOfKeys: 3, lua: SET_STATE })
     this.#redis.defineCommand('rtMark', { numberOfKeys: 4, lua: MARK_ITEM })
     this.#redis.defineCommand('rtChunkDone', { numberOfKeys: 5, lua: CHUNK_DONE })
@@ -125,35 +147,88 @@ export class BullmqQueue implements JobQueue {
     return callScript(this.#redis, name, ...args)
   }
 
-  async add (job: NewJob): Promise<AddResult> {
-    const newId = jobIdFor(job.dedupKey, randomUUID)
+  /**
+   * Adds of one event-loop turn are written together (issue 11): collected here, flushed in a
+   * setImmediate (so a lone add waits for no timer), in one script call for every record and
+   * dedup check and one addBulk per job type for the chunks. Each add settles with its batch.
+   */
+  add (job: NewJob): Promise<AddResult> {
+    const id = jobIdFor(job.dedupKey, randomUUID)
+    let payload: string
     try {
-      await this.#ready()
-      const chunks = Math.max(1, Math.ceil(job.items / this.#chunkSize))
-      const [created, id] = await this.#call('rtCreate', this.#key('job', newId), this.#key('stats'), this.#key('index'), this.#key('seq'),
-        this.#key('dedup', job.dedupKey ?? newId), job.type, JSON.stringify(job.payload), job.items, chunks, Date.now(), newId) as [number, string]
-      // Also for a duplicate — of the first job's size, not this one's: a crash between the record
-      // and its chunks is mended by the resend. Chunk ids are fixed, so BullMQ adds each once.
-      const first = created === 1 ? { total: job.items, chunks, type: job.type } : await this.#shape(id)
-      if (first !== undefined) {
-        await this.#queueFor(first.type).addBulk(Array.from({ length: first.chunks }, (_, n) => this.#chunkJob(id, first.type, first.total, n, `${id}-c${n}`)))
-      }
-      return { id, duplicate: created === 0 }
+      payload = JSON.stringify(job.payload)
     } catch (err) {
-      throw storeError('add', err)
+      return Promise.reject(storeError('add', err))
+    }
+    return new Promise((resolve, reject) => {
+      let batch = this.#batch
+      if (batch === undefined || batch.adds.length >= BATCH_MAX || batch.bytes >= BATCH_MAX_BYTES) {
+        const next: Batch = batch = this.#batch = { adds: [], bytes: 0 }
+        setImmediate(() => { void this.#flush(next) })
+      }
+      batch.adds.push({ id, dedup: job.dedupKey, type: job.type, payload, items: job.items, chunks: this.#chunkCount(job.items), resolve, reject })
+      batch.bytes += payload.length
+    })
+  }
+
+  async #flush (batch: Batch): Promise<void> {
+    if (this.#batch === batch) this.#batch = undefined
+    const { adds } = batch
+    try {
+      if (this.#redis.status !== 'ready') await this.#ready()
+      const keys = [...this.#intakeKeys]
+      for (const a of adds) keys.push(this.#jobKey + a.id)
+      const args: Array<string | number> = [Date.now()]
+      for (const a of adds) {
+        let dedup = 0
+        if (a.dedup !== undefined) dedup = keys.push(this.#dedupKey + a.dedup)
+        args.push(a.type, a.payload, a.items, a.chunks, a.id, dedup)
+      }
+      const replies = await this.#call('rtCreateJobs', keys.length, ...keys, ...args) as CreateReply[]
+      // The records are in Redis, their chunks not yet. A crash here, or a failed addBulk (503 to
+      // every add of the batch), leaves records that no chunk runs; nobody was told 202, so the
+      // senders resend. A resend with the same webhook-id is a duplicate, and a duplicate's chunks
+      // are queued again, of the first job's size, not its own: that mends it. Chunk ids are
+      // fixed, so BullMQ adds each once. A resend without a webhook-id is a new job: the first
+      // record stays queued with nothing to run it, as it did before batching.
+      const chunks = new Map<string, ChunkJob[]>()
+      const queued = new Set<string>()
+      const results = adds.map((a, i): AddResult => {
+        const [created, id, firstTotal, firstChunks, firstType] = replies[i] as CreateReply
+        const first = created === 1 ? { total: a.items, count: a.chunks, type: a.type }
+          : firstTotal === undefined ? undefined : { total: Number(firstTotal), count: Number(firstChunks), type: firstType as string }
+        // Not twice for one id: a duplicate of a job of this batch finds its chunks listed.
+        if (first !== undefined && !queued.has(id)) {
+          queued.add(id)
+          let list = chunks.get(first.type)
+          if (list === undefined) chunks.set(first.type, list = [])
+          for (let n = 0; n < first.count; n++) list.push(this.#chunkJob(id, first.type, first.total, n, `${id}-c${n}`))
+        }
+        return { id, duplicate: created === 0 }
+      })
+      await Promise.all([...chunks].map(([type, list]) => this.#queueFor(type).addBulk(list)))
+      this.#commits.commits++
+      this.#commits.jobs += adds.length
+      for (let i = 0; i < adds.length; i++) adds[i]!.resolve(results[i]!)
+    } catch (err) {
+      for (const a of adds) a.reject(storeError('add', err))
     }
   }
 
-  async #shape (id: string): Promise<{ total: number, chunks: number, type: string } | undefined> {
-    const [total, chunks, type] = await this.#redis.hmget(this.#key('job', id), 'total', 'chunks', 'type')
-    return total === null ? undefined : { total: Number(total), chunks: Number(chunks), type: type as string }
+  /** Batches written (each: one script call, then the addBulk) and the adds they held. */
+  get commitStats (): CommitStats {
+    return { ...this.#commits }
   }
 
-  #chunkJob (id: string, type: string, total: number, n: number, jobId: string): { name: string, data: ChunkData, opts: JobsOptions } {
+  #chunkCount (items: number): number {
+    return Math.max(1, Math.ceil(items / this.#chunkSize))
+  }
+
+  #chunkJob (id: string, type: string, total: number, n: number, jobId: string): ChunkJob {
     return {
       name: type,
       data: { id, type, chunk: n, start: n * this.#chunkSize, end: Math.min(total, (n + 1) * this.#chunkSize) },
-      opts: { jobId, attempts: CHUNK_ATTEMPTS, backoff: { type: 'exponential', delay: CHUNK_BACKOFF_MS } },
+      opts: { jobId, attempts: CHUNK_ATTEMPTS, backoff: CHUNK_BACKOFF },
     }
   }
 
@@ -177,7 +252,9 @@ export class BullmqQueue implements JobQueue {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#redis.off('ready', onReady)
-        reject(new Error(`not connected within ${CONNECT_WAIT_MS} ms (${this.#redis.status})`))
+        const last = this.#lastError // ECONNREFUSED and the like stay readable on the cause
+        const message = `not connected within ${CONNECT_WAIT_MS} ms (${this.#redis.status}${last === undefined ? '' : `; last error: ${last.message}`})`
+        reject(last === undefined ? new Error(message) : new Error(message, { cause: last }))
       }, CONNECT_WAIT_MS)
       const onReady = (): void => {
         clearTimeout(timer)

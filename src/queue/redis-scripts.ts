@@ -19,23 +19,56 @@ end
 `
 
 /**
- * KEYS: job, stats, index, seq, dedup. ARGV: type, payload, total, chunks, now, id.
- * Returns { 1, id } when created, { 0, first id } when the dedup key (the trigger's webhook-id, or
- * the id itself) was seen before. The index orders jobs for `GET /jobs`, newest first.
+ * Intake of a batch of jobs in one call (issue 11: one round trip per event-loop turn, not per job).
+ * KEYS: stats, index, index:queued, seq, then each job's job key, then the dedup keys of the jobs
+ * that have one. ARGV: now, then per job: type, payload, total, chunks, id, and the position of its
+ * dedup key in KEYS (0: none; a job without one is a duplicate only when its id exists).
+ * Jobs are taken in order, so a job of the batch with the dedup key of an earlier one is its
+ * duplicate. Returns one reply per job: { 1, id } when created; { 0, first id, total, chunks,
+ * type } when the dedup key (the trigger's webhook-id) or the id was seen before, with the first
+ * job's shape, so the caller can queue its chunks again (they may be missing after a crash); or
+ * { 0, first id } when that record is gone. The first job's record is read under a key derived
+ * from the job key, as REINDEX derives its keys. The index orders jobs for `GET /jobs`, newest first.
  */
-export const CREATE_JOB = REINDEX + `
-local first = redis.call('GET', KEYS[5])
-if first then return { 0, first } end
-if redis.call('EXISTS', KEYS[1]) == 1 then return { 0, ARGV[6] } end
-redis.call('SET', KEYS[5], ARGV[6])
-local seq = redis.call('INCR', KEYS[4])
-redis.call('ZADD', KEYS[3], seq, ARGV[6])
-redis.call('HSET', KEYS[1], 'type', ARGV[1], 'payload', ARGV[2], 'total', ARGV[3], 'chunks', ARGV[4],
-  'state', 'queued', 'createdAt', ARGV[5], 'done', 0, 'failed', 0, 'attempts', 0, 'seq', seq, 'dedup', KEYS[5])
-redis.call('HINCRBY', KEYS[2], 'jobs:queued', 1)
-redis.call('HINCRBY', KEYS[2], 'items:total', ARGV[3])
-reindex(KEYS[1], ARGV[6], nil, 'queued')
-return { 1, ARGV[6] }
+export const CREATE_JOBS = `
+local out = {}
+local queued, items = 0, 0
+local n = #ARGV / 6
+for i = 1, n do
+  local a = 6 * i - 4
+  local job, total, id, d = KEYS[4 + i], ARGV[a + 2], ARGV[a + 4], tonumber(ARGV[a + 5])
+  local first = d > 0 and redis.call('GET', KEYS[d]) or nil
+  local firstJob = job
+  if first then
+    firstJob = string.sub(job, 1, #job - #id) .. first
+  elseif redis.call('EXISTS', job) == 1 then
+    first = id
+  end
+  if first then
+    local h = redis.call('HMGET', firstJob, 'total', 'chunks', 'type')
+    if h[1] then out[i] = { 0, first, h[1], h[2], h[3] } else out[i] = { 0, first } end
+  else
+    local seq = redis.call('INCR', KEYS[4])
+    local fields = { 'type', ARGV[a], 'payload', ARGV[a + 1], 'total', total, 'chunks', ARGV[a + 3], 'state', 'queued',
+      'createdAt', ARGV[1], 'done', 0, 'failed', 0, 'attempts', 0, 'seq', seq }
+    if d > 0 then
+      redis.call('SET', KEYS[d], id)
+      fields[#fields + 1] = 'dedup'
+      fields[#fields + 1] = KEYS[d]
+    end
+    redis.call('HSET', job, unpack(fields))
+    redis.call('ZADD', KEYS[2], seq, id)
+    redis.call('ZADD', KEYS[3], seq, id)
+    queued = queued + 1
+    items = items + tonumber(total)
+    out[i] = { 1, id }
+  end
+end
+if queued > 0 then
+  redis.call('HINCRBY', KEYS[1], 'jobs:queued', queued)
+  redis.call('HINCRBY', KEYS[1], 'items:total', items)
+end
+return out
 `
 
 /**

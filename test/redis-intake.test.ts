@@ -1,0 +1,271 @@
+// Intake on the Redis store (issue 11): the adds of one event-loop turn go to Redis together, one
+// script call for every record and dedup check, then one addBulk for the chunks, and each add
+// resolves only once its record and its chunks are in Redis. The real Redis at REDIS_URL with a
+// key prefix per test (test/helpers/redis.ts); a closed port for "Redis is not there".
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { once } from 'node:events'
+import { connect } from 'node:net'
+import { test } from 'node:test'
+import { Queue } from 'bullmq'
+import { Redis } from 'ioredis'
+import { createLogger } from '../src/log.ts'
+import { BullmqQueue } from '../src/queue/bullmq-queue.ts'
+import type { JobHandler } from '../src/queue/handler.ts'
+import { CREATE_JOBS } from '../src/queue/redis-scripts.ts'
+import type { AddResult, NewJob } from '../src/queue/types.ts'
+import { rejectsWith, within } from './helpers/assert-error.ts'
+import { keysUnder, useRedis, type RedisFixture } from './helpers/redis.ts'
+
+/** Items per BullMQ job here: a 25-item job is three chunks. */
+const CHUNK_SIZE = 10
+/** Guard on every wait: a hang fails the test instead of stalling the run. */
+const WAIT_MS = 20_000
+/** BullmqQueue waits this long for a connection before an add fails (its CONNECT_WAIT_MS). */
+const CONNECT_WAIT_MS = 2_000
+const log = createLogger('silent')
+
+function sleep (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+async function until<T> (what: string, check: () => Promise<T | undefined>, timeoutMs = WAIT_MS): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(20)
+  }
+}
+
+/** A BullmqQueue on the test's prefix with its connection up, stopped and closed when the test ends. */
+async function openQueue (redis: RedisFixture): Promise<BullmqQueue> {
+  const q = new BullmqQueue({ url: redis.url, prefix: redis.prefix, chunkSize: CHUNK_SIZE })
+  redis.defer(async () => {
+    await q.stop(0).catch(() => {})
+    await q.close().catch(() => {})
+  })
+  await until('the Redis connection', async () => (await q.stats().then(() => true, () => false)) || undefined)
+  return q
+}
+
+/** A client of the test's own, closed when the test ends. */
+function client (redis: RedisFixture): Redis {
+  const c = new Redis(redis.url, { maxRetriesPerRequest: 1 })
+  c.on('error', () => {})
+  redis.defer(() => c.disconnect())
+  return c
+}
+
+/** BullMQ's count of chunks waiting in the queue of `type`. */
+async function waitingChunks (redis: RedisFixture, type: string): Promise<number> {
+  const queue = new Queue(`jobs-${type}`, { connection: { url: redis.url }, prefix: redis.prefix })
+  queue.on('error', () => {})
+  try {
+    return (await queue.getJobCounts('wait')).wait ?? NaN
+  } finally {
+    await queue.close()
+  }
+}
+
+/**
+ * Counts the intake script calls (EVALSHA of CREATE_JOBS, so after the first call on a connection,
+ * which sends the script itself) on the test's prefix, as MONITOR shows them, read off a plain
+ * socket. `calls()` sends an ECHO and answers once MONITOR has shown it: every command Redis ran
+ * before it has been counted.
+ */
+async function countIntakeCalls (redis: RedisFixture): Promise<{ calls: () => Promise<number> }> {
+  const sha = createHash('sha1').update(CREATE_JOBS).digest('hex')
+  const url = new URL(redis.url)
+  const socket = connect(Number(url.port || 6379), url.hostname)
+  redis.defer(() => socket.destroy())
+  await once(socket, 'connect')
+  let oks = url.password === '' ? 1 : 2 // +OK to AUTH, then to MONITOR
+  if (url.password !== '') socket.write(`AUTH ${decodeURIComponent(url.username || 'default')} ${decodeURIComponent(url.password)}\r\n`)
+  socket.write('MONITOR\r\n')
+  const marker = `${redis.prefix}:counted`
+  const intake = `"evalsha" "${sha}" `
+  let calls = 0
+  let seenMarker = false
+  let rest = ''
+  socket.setEncoding('utf8')
+  socket.on('data', (data: string) => {
+    const lines = (rest + data).split('\r\n')
+    rest = lines.pop() ?? ''
+    for (const line of lines) {
+      if (line === '+OK') oks--
+      if (line.includes(`"echo" "${marker}"`)) seenMarker = true
+      const at = line.indexOf(intake)
+      if (at !== -1 && line.startsWith(`"${redis.prefix}:`, line.indexOf('" ', at + intake.length) + 2)) calls++
+    }
+  })
+  await until('MONITOR on', async () => oks <= 0 || undefined, 5_000)
+  const echo = client(redis)
+  return {
+    async calls () {
+      await echo.echo(marker)
+      await until('MONITOR showing the ECHO', async () => seenMarker || undefined, 5_000)
+      socket.destroy()
+      return calls
+    },
+  }
+}
+
+/** A handler that marks every due item done and counts, per job id, how often each index ran. */
+function countingHandler (): { handler: JobHandler<unknown>, ran: Map<string, number[]> } {
+  const ran = new Map<string, number[]>()
+  return {
+    ran,
+    handler: {
+      parse: (body) => ({ payload: body, items: 0 }),
+      async run (ctx) {
+        const counts = ran.get(ctx.id) ?? Array.from({ length: ctx.items }, () => 0)
+        ran.set(ctx.id, counts)
+        for await (const item of ctx.dueItems()) {
+          counts[item.index] = (counts[item.index] ?? 0) + 1
+          await ctx.markItem(item.index, { state: 'done' })
+        }
+      },
+    },
+  }
+}
+
+test('500 adds in one turn: at most two script calls; each add resolves with its record and chunks in Redis; every job runs once', { timeout: 60_000 }, async (t) => {
+  const redis = await useRedis(t)
+  if (redis === undefined) return
+  const q = await openQueue(redis)
+  await q.add({ type: 'warm-up', payload: {}, items: 1 }) // loads the script: from now on EVALSHA
+  const checker = client(redis)
+  const monitor = await countIntakeCalls(redis)
+  const N = 500
+  const jobs: NewJob[] = Array.from({ length: N }, (_, i) => ({ type: 'items', payload: { i }, items: i % 5 === 0 ? 25 : 1 }))
+  const chunksOf = (job: NewJob): number => Math.max(1, Math.ceil(job.items / CHUNK_SIZE))
+
+  // Checked the moment each add resolves, before any other add's code runs: on a connection of its
+  // own, sent after the add's writes were answered, so it sees them if (and only if) they were.
+  const seen: Array<Promise<[number, number]>> = []
+  const added = await Promise.all(jobs.map((job) => q.add(job).then((r) => {
+    seen.push(Promise.all([checker.exists(`${redis.prefix}:rt:job:${r.id}`), checker.exists(`${redis.prefix}:jobs-items:${r.id}-c${chunksOf(job) - 1}`)]))
+    return r
+  })))
+  const calls = await monitor.calls()
+
+  assert.equal(new Set(added.map((r) => r.id)).size, N, 'one id per add')
+  assert.deepEqual(added.filter((r) => r.duplicate), [], 'no add is a duplicate')
+  const missing = (await Promise.all(seen)).map(([record, chunk], i) => ({ i, record, chunk })).filter((s) => s.record !== 1 || s.chunk !== 1)
+  assert.deepEqual(missing, [], 'record and last chunk in Redis when the add resolved')
+  assert.ok(calls >= 1 && calls <= 2, `${N} adds of one turn in at most 2 intake script calls (batches of at most 256); MONITOR saw ${calls}`)
+  assert.equal(await waitingChunks(redis, 'items'), jobs.reduce((n, job) => n + chunksOf(job), 0), 'every chunk of every job waits in BullMQ')
+  const items = jobs.reduce((n, job) => n + job.items, 0)
+  assert.deepEqual(await q.stats(), { jobs: { queued: N + 1, running: 0, done: 0, failed: 0, cancelled: 0 }, items: { done: 0, failed: 0, pending: items + 1 } })
+  assert.deepEqual(q.commitStats, { commits: 1 + calls, jobs: 1 + N }, 'commitStats counts the batches and the adds they held')
+
+  const { handler, ran } = countingHandler()
+  q.start({ handlers: new Map([['items', handler]]), concurrency: 8, log })
+  await until(`${N} jobs done`, async () => (await q.stats()).jobs.done === N ? true : undefined)
+  const wrong = added.map((r, i) => ({ id: r.id, counts: ran.get(r.id) })).filter((r, i) => r.counts?.length !== jobs[i]!.items || r.counts.some((c) => c !== 1))
+  assert.deepEqual(wrong, [], 'every item of every job ran exactly once')
+})
+
+test('duplicates inside one batch: one job per dedup key, of the first add\'s size; the second add gets its id and duplicate: true', { timeout: 30_000 }, async (t) => {
+  const redis = await useRedis(t)
+  if (redis === undefined) return
+  const q = await openQueue(redis)
+  const safe = `hook_${redis.prefix}` // a path segment: the job id
+  const opaque = `evt.${redis.prefix}:1` // not one: the job gets a random id
+  const [a1, a2, b1, b2, c] = await Promise.all([
+    q.add({ type: 'items', payload: { n: 'a1' }, items: 3, dedupKey: safe }),
+    q.add({ type: 'items', payload: { n: 'a2' }, items: 30, dedupKey: safe }),
+    q.add({ type: 'items', payload: { n: 'b1' }, items: 2, dedupKey: opaque }),
+    q.add({ type: 'items', payload: { n: 'b2' }, items: 2, dedupKey: opaque }),
+    q.add({ type: 'items', payload: { n: 'c' }, items: 1 }),
+  ]) as [AddResult, AddResult, AddResult, AddResult, AddResult]
+  assert.deepEqual([a1, a2], [{ id: safe, duplicate: false }, { id: safe, duplicate: true }])
+  assert.notEqual(b1.id, opaque)
+  assert.deepEqual([b1.duplicate, b2], [false, { id: b1.id, duplicate: true }])
+  assert.equal(c.duplicate, false)
+
+  assert.deepEqual((await q.stats()).jobs.queued, 3, 'three jobs: a, b and c')
+  assert.equal((await q.get(safe))?.total, 3, 'the first add\'s size, not the duplicate\'s 30')
+  assert.equal(await waitingChunks(redis, 'items'), 3, 'one chunk each; none of the 30-item duplicate')
+  // And against a job of an earlier batch.
+  assert.deepEqual(await q.add({ type: 'items', payload: {}, items: 1, dedupKey: safe }), { id: safe, duplicate: true })
+
+  const { handler, ran } = countingHandler()
+  q.start({ handlers: new Map([['items', handler]]), concurrency: 2, log })
+  await until('3 jobs done', async () => (await q.stats()).jobs.done === 3 ? true : undefined)
+  assert.deepEqual(Object.fromEntries(ran), { [safe]: [1, 1, 1], [b1.id]: [1, 1], [c.id]: [1] })
+})
+
+test('two queues (two processes) add one webhook-id in the same turn: one job, the other add is its duplicate', { timeout: 30_000 }, async (t) => {
+  const redis = await useRedis(t)
+  if (redis === undefined) return
+  const [q1, q2] = await Promise.all([openQueue(redis), openQueue(redis)])
+  const key = `evt.${redis.prefix}:both`
+  const results = await Promise.all([
+    q1.add({ type: 'items', payload: {}, items: 1, dedupKey: key }),
+    q2.add({ type: 'items', payload: {}, items: 1, dedupKey: key }),
+  ])
+  assert.equal(results[0].id, results[1].id, 'both answer the one job')
+  assert.deepEqual(results.map((r) => r.duplicate).sort(), [false, true])
+  assert.equal((await q1.stats()).jobs.queued, 1)
+  assert.equal(await waitingChunks(redis, 'items'), 1)
+})
+
+test('a record whose chunks were never queued (a crash between the two writes) runs once the webhook-id is resent', { timeout: 30_000 }, async (t) => {
+  const redis = await useRedis(t)
+  if (redis === undefined) return
+  const q = await openQueue(redis)
+  const key = `crash_${redis.prefix}`
+  // What a process that died after the intake script and before its addBulk leaves behind.
+  const raw = client(redis)
+  raw.defineCommand('rtCreateJobs', { lua: CREATE_JOBS })
+  const rt = (kind: string): string => `${redis.prefix}:rt:${kind}`
+  await (raw as unknown as { rtCreateJobs: (...a: Array<string | number>) => Promise<unknown> }).rtCreateJobs(
+    6, rt('stats'), rt('index'), rt('index:queued'), rt('seq'), rt(`job:${key}`), rt(`dedup:${key}`),
+    Date.now(), 'items', '{}', 12, 2, key, 6)
+  assert.equal(await waitingChunks(redis, 'items'), 0, 'the record has no chunk')
+
+  // The sender got no 202 and resends, with a different body even: the first job's two chunks are queued.
+  assert.deepEqual(await q.add({ type: 'items', payload: {}, items: 1, dedupKey: key }), { id: key, duplicate: true })
+  assert.equal(await waitingChunks(redis, 'items'), 2)
+  const { handler, ran } = countingHandler()
+  q.start({ handlers: new Map([['items', handler]]), concurrency: 2, log })
+  await until('the job done', async () => (await q.get(key))?.state === 'done' ? true : undefined)
+  assert.deepEqual(ran.get(key), Array.from({ length: 12 }, () => 1))
+})
+
+test('Redis refuses the batch: every add of it rejects with RT_ERR_STORE and nothing is stored', { timeout: 30_000 }, async (t) => {
+  const redis = await useRedis(t)
+  if (redis === undefined) return
+  const q = await openQueue(redis)
+  const raw = client(redis)
+  // A job counter of the wrong type: the script fails at its first new job, before any write.
+  const seq = `${redis.prefix}:rt:seq`
+  await raw.hset(seq, 'not', 'a counter')
+  const adds = Array.from({ length: 20 }, (_, i) => q.add({ type: 'items', payload: { i }, items: 1, ...(i % 2 === 0 ? { dedupKey: `k${i}_${redis.prefix}` } : {}) }))
+  const errors = await Promise.all(adds.map((add) => rejectsWith(add, 'RT_ERR_STORE')))
+  assert.match(String((errors[0]?.cause as Error | undefined)?.message), /WRONGTYPE/, 'the reply of Redis is the cause')
+  const left = (await keysUnder(redis.url, redis.prefix)).filter((k) => k !== seq && !k.endsWith(':rt:stats') && !k.includes(':jobs-'))
+  assert.deepEqual(left, [], 'no record, no dedup key, no index entry')
+  assert.equal(await waitingChunks(redis, 'items'), 0, 'no chunk')
+
+  // The next batch, once Redis accepts it again, is stored as usual.
+  await raw.del(seq)
+  assert.equal((await q.add({ type: 'items', payload: {}, items: 1, dedupKey: `k0_${redis.prefix}` })).duplicate, false, 'the refused dedup key was not kept')
+})
+
+test('Redis unreachable (a closed port): every add of a batch rejects with RT_ERR_STORE, ECONNREFUSED on the cause', { timeout: 30_000 }, async (t) => {
+  const q = new BullmqQueue({ url: 'redis://127.0.0.1:1', prefix: 'rttest-unreachable' })
+  t.after(() => q.close())
+  const started = Date.now()
+  const adds = Array.from({ length: 50 }, (_, i) => q.add({ type: 'items', payload: { i }, items: 1 }))
+  const errors = await within(CONNECT_WAIT_MS + 5_000, Promise.all(adds.map((add) => rejectsWith(add, 'RT_ERR_STORE'))), 'the adds')
+  assert.equal(errors.length, 50)
+  let cause: unknown = errors[0]
+  while (cause instanceof Error && (cause as NodeJS.ErrnoException).code !== 'ECONNREFUSED') cause = cause.cause
+  assert.equal((cause as NodeJS.ErrnoException | undefined)?.code, 'ECONNREFUSED', `the OS error stays readable on the cause chain: ${String(errors[0]?.message)}`)
+  assert.ok(Date.now() - started < CONNECT_WAIT_MS + 2_000, 'failed within the connection wait')
+  assert.deepEqual(q.commitStats, { commits: 0, jobs: 0 }, 'no batch was written')
+})

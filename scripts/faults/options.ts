@@ -36,7 +36,7 @@ export const DEFAULTS: FaultOptions = {
   floodMs: 6_000,
   concurrency: 32,
   recipients: 1,
-  downMs: 3_000,
+  downMs: 5_000,
   smtpOutageMs: 20_000,
   bigJob: 5_000,
   settleMs: 120_000,
@@ -50,7 +50,9 @@ export const QUICK: FaultOptions = {
   ...DEFAULTS,
   floodMs: 2_000,
   concurrency: 16,
-  downMs: 1_500,
+  // Longer than the 2 s an add waits for a reconnecting Redis (bullmq-queue.ts CONNECT_WAIT_MS):
+  // a shorter outage is waited out, and answered 202 once Redis is back.
+  downMs: 3_000,
   smtpOutageMs: 3_000,
   bigJob: 1_000,
   settleMs: 60_000,

@@ -8,11 +8,14 @@ import type { ClientMode } from './flood.ts'
 import type { Fault, FaultContext } from './options.ts'
 import { startRedisServer } from './redis-server.ts'
 import { RowBuilder, type Row } from './row.ts'
-import { freePort, sleep } from './scope.ts'
+import { freePort, sleep, until } from './scope.ts'
 import { startServe } from './serve.ts'
 import { startSmtpSink } from './smtp-sink.ts'
 import { logNotes } from './sqlite-kill.ts'
 import { floodAround, verifyStore } from './verify.ts'
+
+/** After Redis is back, intake must answer 202 again within this. */
+const RECOVERY_LIMIT_MS = 30_000
 
 /** serve on Redis: a 2 s chunk lock, so a dead worker's chunk is taken over within about 4 s. */
 function redisArgs (ctx: FaultContext, redisUrl: string, prefix: string, smtpUrl: string, port: number): string[] {
@@ -55,12 +58,25 @@ async function restartRedis (ctx: FaultContext, fault: string, mode: ClientMode)
     ctx.scope.defer(() => sink.close())
     const prefix = `rtfaults-${randomBytes(4).toString('hex')}`
     const serve = await startServe(ctx.scope, redisArgs(ctx, redis.url, prefix, sink.url, await freePort()))
-    const flood = await floodAround(ctx, { mode, targets: [serve.url], idPrefix: `${fault}-${process.pid}` }, async () => {
+    let downMs = 0
+    let backMs = -1
+    const flood = await floodAround(ctx, { mode, targets: [serve.url], idPrefix: `${fault}-${process.pid}` }, async (f) => {
+      const t0 = performance.now()
       await redis.kill9()
       await sleep(ctx.options.downMs)
       await redis.start()
+      downMs = Math.round(performance.now() - t0)
+      // From here answers count as `after`: how long until intake takes jobs again?
+      f.phase('after')
+      const from = f.outcomes().length
+      const back = performance.now()
+      if (await until(() => f.outcomes().slice(from).some((o) => o.status === 202), RECOVERY_LIMIT_MS, 20)) {
+        backMs = Math.round(performance.now() - back)
+      }
     })
-    row.set('Redis down ms', flood.faultMs)
+    row.set('Redis down ms', downMs)
+    row.set('202 again ms after Redis returned', backMs)
+    row.check(`intake took jobs again within ${RECOVERY_LIMIT_MS} ms of Redis' return`, backMs >= 0, 'no 202 since Redis returned')
     const during = flood.outcomes.filter((o) => o.phase === 'fault')
     const unavailable = during.filter((o) => o.status === 503).length
     const others = flood.outcomes.filter((o) => o.status !== 202 && o.status !== 503)

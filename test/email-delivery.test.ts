@@ -320,8 +320,7 @@ describe('delivery through a pooled transport', () => {
     const mailer: Mailer = {
       maxConnections: 2,
       async send (message) {
-        const to = message.to as { address: string } | string
-        const address = typeof to === 'string' ? to : to.address
+        const address = String((message.envelope as { to: string[] }).to[0])
         sent.push(address)
         const rejected = address.startsWith('person1@') ? [address] : []
         const rejectedErrors = rejected.length === 0 ? [] : [Object.assign(new Error('rejected'), { responseCode: 553, response: '553 5.7.1 Sender not allowed' })]

@@ -64,12 +64,12 @@ describe('through a real send', () => {
     // One connection, so the two messages go in order: the broken one, then the one that is dropped.
     const real = createMailer({ url: smtp.url, maxConnections: 1 })
     t.after(() => real.close())
-    // The job's payload has no attachments; this mailer adds one that cannot be read for one
-    // recipient, and nodemailer itself then fails to build that message (ESTREAM, ENOENT).
+    // The job hands nodemailer a finished message (raw); for one recipient this mailer swaps it
+    // for a file that cannot be read, and nodemailer itself then fails on it (ESTREAM, ENOENT).
     const mailer: Mailer = {
       maxConnections: real.maxConnections,
-      send: (message) => real.send(String((message.to as { address?: string } | string)).includes('broken@')
-        ? { ...message, attachments: [{ path: MISSING_FILE }] }
+      send: (message) => real.send(JSON.stringify(message.envelope).includes('broken@')
+        ? { ...message, raw: { path: MISSING_FILE } }
         : message),
       close: () => real.close(),
     }

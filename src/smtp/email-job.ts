@@ -1,9 +1,8 @@
 import { ValidationError } from '../errors.ts'
 import type { JobContext, JobHandler, ParsedJob } from '../queue/handler.ts'
-import { fill, normaliseRecipients, parseRecipient, type Recipient } from './addresses.ts'
-import type { SendMailOptions } from 'nodemailer'
-import { convert as htmlToText } from 'html-to-text'
+import { normaliseRecipients, parseRecipient, type Recipient } from './addresses.ts'
 import type { Mailer } from './mailer.ts'
+import { compileMessage, type MessageTemplate } from './mime-template.ts'
 
 /** First wait after a temporary SMTP failure; doubled per attempt. Greylisting asks for minutes. */
 export const RETRY_BASE_MS = 120_000
@@ -85,10 +84,7 @@ function isHardBounce (failure: SmtpFailure): boolean {
   return failure.code === 550 || failure.code === 551 || failure.code === 553 || /\b5\.1\.\d{1,3}\b/.test(failure.reply)
 }
 
-/** Fills `{{email}}` (URL-encoded) and `{{job}}` in the unsubscribe URL template. */
-export function unsubscribeLink (template: string, email: string, jobId: string): string {
-  return template.replace(/\{\{\s*email\s*\}\}/g, encodeURIComponent(email)).replace(/\{\{\s*job\s*\}\}/g, encodeURIComponent(jobId))
-}
+export { unsubscribeLink } from './mime-template.ts'
 
 /**
  * A failure without an SMTP reply, by nodemailer's error code (its `errors.js`, ERROR_CODES):
@@ -155,27 +151,19 @@ export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload
   const retryBaseMs = options.retryBaseMs ?? RETRY_BASE_MS
   const maxAttempts = options.maxAttempts ?? MAX_ATTEMPTS
 
-  function compose (ctx: JobContext<EmailPayload>, index: number, r: Recipient): SendMailOptions {
-    const p = ctx.payload
-    const domain = (parseRecipient(p.from)?.email ?? 'localhost').split('@')[1] as string
-    const html = p.html === undefined ? undefined : fill(p.html, r, true)
-    const message: SendMailOptions = {
-      from: p.from,
-      to: r.name === undefined ? r.email : { name: r.name, address: r.email },
-      // An empty {{name}} must not leave "Hi " behind (issue 16); {{name|fallback}} gives a fallback.
-      subject: fill(p.subject, r).trim(),
-      // Deterministic: a resend after a crash carries the same id, so receivers can spot it.
-      messageId: `<${ctx.id}.${index}@${domain}>`,
-      // A plain-text part always: written, or derived from the html.
-      text: p.text === undefined ? htmlToText(html ?? '', { wordwrap: 78 }) : fill(p.text, r),
-      ...(html === undefined ? {} : { html }),
+  // One compiled message per job (issue 14): built on the job's first send, filled per recipient.
+  const templates = new Map<string, MessageTemplate>()
+  function template (ctx: JobContext<EmailPayload>): MessageTemplate {
+    let t = templates.get(ctx.id)
+    if (t === undefined) {
+      const p = ctx.payload
+      t = compileMessage(
+        { from: p.from, subject: p.subject, ...(p.text === undefined ? {} : { text: p.text }), ...(p.html === undefined ? {} : { html: p.html }) },
+        { jobId: ctx.id, ...(options.unsubscribeUrl === undefined ? {} : { unsubscribeUrl: options.unsubscribeUrl }) },
+      )
+      templates.set(ctx.id, t)
     }
-    if (options.unsubscribeUrl !== undefined) {
-      // RFC 8058 one-click unsubscribe, which large mailbox providers require from bulk senders.
-      message.list = { unsubscribe: unsubscribeLink(options.unsubscribeUrl, r.email, ctx.id) }
-      message.headers = { 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' }
-    }
-    return message
+    return t
   }
 
   async function sendOne (ctx: JobContext<EmailPayload>, index: number, attempts: number): Promise<void> {
@@ -188,7 +176,7 @@ export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload
     }
     let failure: SmtpFailure | undefined
     try {
-      const info = await options.mailer.send(compose(ctx, index, r))
+      const info = await options.mailer.send(template(ctx).render(index, r))
       // With one recipient per message a refusal usually rejects; check the resolved case too.
       if (info.rejected.length > 0) failure = classify(info.rejectedErrors?.[0] ?? { message: 'recipient rejected', responseCode: 550 })
     } catch (err) {
@@ -212,23 +200,31 @@ export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload
     maxBodyBytes: EMAIL_MAX_BODY_BYTES,
     parse: (body) => parseEmailJob(body, options.from),
     async run (ctx) {
-      // As many messages in flight as the pool has connections: bounded memory, and a crash
-      // resends at most that many.
-      // A free slot first, then the next item: dueItems re-checks it is still pending (not
-      // cancelled) just before handing it over, so nothing starts after a cancel returned.
-      const inFlight = new Set<Promise<void>>()
-      const items = ctx.dueItems()[Symbol.asyncIterator]()
-      for (;;) {
-        while (inFlight.size >= mailer.maxConnections) await Promise.race(inFlight)
-        const next = await items.next()
-        if (next.done === true) break
-        const item = next.value
-        const sending: Promise<void> = sendOne(ctx, item.index, item.attempts)
-          .catch((err: unknown) => ctx.log.error({ err, index: item.index }, 'recording a send failed'))
-          .finally(() => inFlight.delete(sending))
-        inFlight.add(sending)
+      try {
+        await sendAll(ctx)
+      } finally {
+        templates.delete(ctx.id)
       }
-      await Promise.all(inFlight)
     },
+  }
+
+  async function sendAll (ctx: JobContext<EmailPayload>): Promise<void> {
+    // As many messages in flight as the pool has connections: bounded memory, and a crash
+    // resends at most that many.
+    // A free slot first, then the next item: dueItems re-checks it is still pending (not
+    // cancelled) just before handing it over, so nothing starts after a cancel returned.
+    const inFlight = new Set<Promise<void>>()
+    const items = ctx.dueItems()[Symbol.asyncIterator]()
+    for (;;) {
+      while (inFlight.size >= mailer.maxConnections) await Promise.race(inFlight)
+      const next = await items.next()
+      if (next.done === true) break
+      const item = next.value
+      const sending: Promise<void> = sendOne(ctx, item.index, item.attempts)
+        .catch((err: unknown) => ctx.log.error({ err, index: item.index }, 'recording a send failed'))
+        .finally(() => inFlight.delete(sending))
+      inFlight.add(sending)
+    }
+    await Promise.all(inFlight)
   }
 }

@@ -200,3 +200,21 @@ test('the figure: fireMany over a Unix socket leaves no TIME_WAIT; over TCP ever
   t.diagnostic(`${FIGURE_TRIGGERS} triggers, concurrency ${FIGURE_CONCURRENCY}: TCP ${Math.round(overTcp.perSecond)}/s leaving ${tcpTimeWait} ports in TIME_WAIT; ` +
     `Unix socket ${Math.round(overUnix.perSecond)}/s leaving none (${(overUnix.perSecond / overTcp.perSecond).toFixed(2)}x)`)
 })
+
+test('serve --socket: the web page\'s Send fires its trigger over the socket, and the campaign is stored', async (t) => {
+  const socketPath = socketPathIn(t)
+  await startServeOnSocket(t, tempDir(t, 'rt-serve-sock-'), socketPath, ['--concurrency', '0'])
+  const sent = await socketRequest(socketPath, 'POST', '/campaigns', {
+    body: { subject: 'Hi', text: 'Hello', recipients: 'a@example.org\nb@example.org' },
+    headers: { host: 'localhost', 'content-type': 'application/json' },
+  })
+  assert.equal(sent.status, 202, JSON.stringify(sent.json))
+  let progress = await socketRequest(socketPath, 'GET', `/campaigns/${String(sent.json.id)}`, { headers: { host: 'localhost' } })
+  for (let i = 0; i < 100 && progress.json?.state === 'pending'; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    progress = await socketRequest(socketPath, 'GET', `/campaigns/${String(sent.json.id)}`, { headers: { host: 'localhost' } })
+  }
+  assert.equal(progress.status, 200)
+  assert.equal(progress.json.state, 'queued', 'stored by the receiver behind the socket, not pending forever')
+  assert.equal(progress.json.total, 2)
+})

@@ -238,7 +238,7 @@ export async function serve (argv: string[]): Promise<void> {
   options.handlers = { email: email.handler, [DOCTOR_JOB_TYPE]: doctorJob, ...options.handlers }
   // The web page fires its triggers at this receiver: bound once it listens.
   let listening: Receiver | undefined
-  const web = createWebRoutes({ target: () => listening && { url: listening.url, jobs: listening.queue }, log, ...(secret === undefined ? {} : { secret }) })
+  const web = createWebRoutes({ target: () => listening && { url: listening.url, socketPath: listening.socketPath, jobs: listening.queue }, log, ...(secret === undefined ? {} : { secret }) })
   options.routes = (req, res) => web(req, res) || email.routes(req, res)
   const receiver = await createReceiver(options).catch(async (err: unknown) => {
     await email.close()

@@ -24,6 +24,8 @@ const CAMPAIGNS_REMEMBERED = 5
 export interface WebTarget {
   /** The receiver's own URL, where `POST /jobs/email` is fired. */
   url: string
+  /** The receiver's Unix-domain socket, when it listens on one: the trigger connects there. */
+  socketPath?: string | undefined
   /** The receiver's jobs (its queue or store), read directly by `GET /campaigns/:id`: no signature, same process. */
   jobs: { get (id: string): Promise<JobView | undefined> }
 }
@@ -127,6 +129,7 @@ export function createWebRoutes (options: WebRoutesOptions): (req: IncomingMessa
         body: json,
         headers: { 'content-type': 'application/json', 'webhook-id': id },
         ...(options.secret === undefined ? {} : { secret: options.secret }),
+        ...(target.socketPath === undefined ? {} : { socketPath: target.socketPath }),
       })
     } catch (err) {
       options.log?.error({ err }, 'campaign trigger failed')

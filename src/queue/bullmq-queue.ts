@@ -46,7 +46,8 @@ interface ChunkJob { name: string, data: ChunkData, opts: JobsOptions }
 
 /** An add waiting for its batch to be written. */
 interface PendingAdd { id: string, dedup: string | undefined, type: string, payload: string, items: number, chunks: number, resolve: (r: AddResult) => void, reject: (e: StoreError) => void }
-interface Batch { adds: PendingAdd[], bytes: number }
+/** Adds written together; `due` once the turn that opened it has ended. */
+interface Batch { adds: PendingAdd[], bytes: number, due: boolean }
 /** A reply of CREATE_JOBS: created (1) or not, the id, and for a duplicate the first job's total, chunks and type. */
 type CreateReply = [number, string, string?, string?, string?]
 
@@ -74,6 +75,7 @@ export class BullmqQueue implements JobQueue {
   readonly #dedupKey: string
   readonly #intakeKeys: string[]
   #batch: Batch | undefined
+  #writing = 0
   readonly #commits: CommitStats = { commits: 0, jobs: 0 }
   #lastError: Error | undefined
   #workers: Worker[] = []
@@ -148,9 +150,11 @@ export class BullmqQueue implements JobQueue {
   }
 
   /**
-   * Adds of one event-loop turn are written together (issue 11): collected here, flushed in a
-   * setImmediate (so a lone add waits for no timer), in one script call for every record and
-   * dedup check and one addBulk per job type for the chunks. Each add settles with its batch.
+   * Adds are written in batches (issue 11): one script call for every record and dedup check,
+   * then one addBulk per job type for the chunks; each add settles with its batch. A batch is
+   * written when the turn that opened it ends (a setImmediate: a lone add waits for no timer), or,
+   * while another batch is being written, when that write ends: the adds of the turns in between
+   * share it (a group commit, as on SQLite). A full batch is written at once.
    */
   add (job: NewJob): Promise<AddResult> {
     const id = jobIdFor(job.dedupKey, randomUUID)
@@ -163,17 +167,29 @@ export class BullmqQueue implements JobQueue {
     return new Promise((resolve, reject) => {
       let batch = this.#batch
       if (batch === undefined || batch.adds.length >= BATCH_MAX || batch.bytes >= BATCH_MAX_BYTES) {
-        const next: Batch = batch = this.#batch = { adds: [], bytes: 0 }
-        setImmediate(() => { void this.#flush(next) })
+        if (batch?.due === true) this.#write(batch) // full while it waited for a write: it gains nothing by waiting on
+        const next: Batch = batch = this.#batch = { adds: [], bytes: 0, due: false }
+        setImmediate(() => {
+          next.due = true
+          if (this.#writing === 0 || this.#batch !== next) this.#write(next)
+        })
       }
       batch.adds.push({ id, dedup: job.dedupKey, type: job.type, payload, items: job.items, chunks: this.#chunkCount(job.items), resolve, reject })
       batch.bytes += payload.length
     })
   }
 
-  async #flush (batch: Batch): Promise<void> {
+  #write (batch: Batch): void {
     if (this.#batch === batch) this.#batch = undefined
-    const { adds } = batch
+    this.#writing++
+    void this.#flush(batch.adds).finally(() => {
+      this.#writing--
+      const waiting = this.#batch
+      if (this.#writing === 0 && waiting?.due === true) this.#write(waiting)
+    })
+  }
+
+  async #flush (adds: PendingAdd[]): Promise<void> {
     try {
       if (this.#redis.status !== 'ready') await this.#ready()
       const keys = [...this.#intakeKeys]

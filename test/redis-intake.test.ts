@@ -1,7 +1,8 @@
-// Intake on the Redis store (issue 11): the adds of one event-loop turn go to Redis together, one
-// script call for every record and dedup check, then one addBulk for the chunks, and each add
-// resolves only once its record and its chunks are in Redis. The real Redis at REDIS_URL with a
-// key prefix per test (test/helpers/redis.ts); a closed port for "Redis is not there".
+// Intake on the Redis store (issue 11): the adds of one event-loop turn (and of the turns while a
+// write is in flight) go to Redis together, one script call for every record and dedup check, then
+// one addBulk for the chunks, and each add resolves only once its record and its chunks are in
+// Redis. The real Redis at REDIS_URL with a key prefix per test (test/helpers/redis.ts); a closed
+// port for "Redis is not there".
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
@@ -166,6 +167,30 @@ test('500 adds in one turn: at most two script calls; each add resolves with its
   await until(`${N} jobs done`, async () => (await q.stats()).jobs.done === N ? true : undefined)
   const wrong = added.map((r, i) => ({ id: r.id, counts: ran.get(r.id) })).filter((r, i) => r.counts?.length !== jobs[i]!.items || r.counts.some((c) => c !== 1))
   assert.deepEqual(wrong, [], 'every item of every job ran exactly once')
+})
+
+test('adds of the turns while a batch is being written share the next write; one that fills up is written too', { timeout: 60_000 }, async (t) => {
+  const redis = await useRedis(t)
+  if (redis === undefined) return
+  const q = await openQueue(redis)
+  await q.add({ type: 'warm-up', payload: {}, items: 1 })
+  const before = q.commitStats
+  const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+  const job = (i: number, filler = ''): NewJob => ({ type: 'items', payload: { i, filler }, items: 1 })
+  // A first batch of 250 (of 1 kB each) takes milliseconds to write; meanwhile three turns add 100
+  // each: 300 adds that wait for it, more than one batch holds (256).
+  const adds = Array.from({ length: 250 }, (_, i) => q.add(job(i, 'x'.repeat(1_000))))
+  for (let k = 0; k < 3; k++) {
+    await turn()
+    adds.push(...Array.from({ length: 100 }, (_, i) => q.add(job(250 + 100 * k + i))))
+  }
+  const added = await within(20_000, Promise.all(adds), 'all 550 adds')
+  assert.equal(new Set(added.map((r) => r.id)).size, 550)
+  assert.equal((await q.stats()).jobs.queued, 551)
+  const after = q.commitStats
+  const writes = after.commits - before.commits
+  t.diagnostic(`550 adds over 4 turns in ${writes} writes`)
+  assert.equal(writes, 3, 'the 250, then the 300 of the next three turns in two writes of at most 256 (one write per turn would be four)')
 })
 
 test('duplicates inside one batch: one job per dedup key, of the first add\'s size; the second add gets its id and duplicate: true', { timeout: 30_000 }, async (t) => {

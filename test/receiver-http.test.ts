@@ -332,3 +332,27 @@ test('clients that are gone when answered (EPIPE/ECONNRESET): no crash, the serv
   // The complete requests among them (half FIN, half RST) were kept: at least the FIN ones.
   await waitFor('the FIN-closed jobs to run', () => (readRecords(file).length >= rounds / 2 ? true : undefined), 10_000)
 })
+
+test('an early 413 survives a client that keeps sending and reads late: the receiver lingers, no RST drops the answer', async (t) => {
+  const r = await startReceiver(t, { maxBodyBytes: 1_024 })
+  const socket = net.connect(r.port, '127.0.0.1')
+  t.after(() => socket.destroy())
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+  socket.pause() // read nothing yet: the answer waits in this side's receive buffer
+  const total = 8 * 1024 * 1024
+  socket.write(`POST /jobs/record HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${total}\r\n\r\n`)
+  const chunk = Buffer.alloc(64 * 1024, 0x20)
+  let writeError: unknown
+  socket.on('error', (err) => { writeError ??= err })
+  const until = Date.now() + 500
+  while (Date.now() < until && writeError === undefined && !socket.destroyed) {
+    if (!socket.write(chunk)) await new Promise((resolve) => setTimeout(resolve, 5))
+    else await new Promise((resolve) => setImmediate(resolve))
+  }
+  let answer = ''
+  socket.setEncoding('utf8').on('data', (s: string) => { answer += s })
+  socket.resume()
+  await new Promise<void>((resolve) => { socket.once('close', () => resolve()); setTimeout(resolve, 4_000) })
+  assert.match(answer, /^HTTP\/1\.1 413 /, `got ${JSON.stringify(answer.slice(0, 80))} (${String((writeError as NodeJS.ErrnoException | undefined)?.code ?? 'no error')})`)
+  assert.match(answer, /RT_ERR_BODY_TOO_LARGE/)
+})

@@ -11,7 +11,7 @@ import type { JobQueue, JobStore } from '../queue/types.ts'
 import { checkAccess, type Access, type AccessConfig } from './access.ts'
 import { isLoopback, rememberPeer } from './auth.ts'
 import { createMetrics, type Metrics } from './metrics.ts'
-import { rawErrorResponse, sendError } from './respond.ts'
+import { isLingering, rawErrorResponse, sendError } from './respond.ts'
 import { createRefusalLog } from './refusal-log.ts'
 import { reject, route, type IntakeCounters, type RouteContext } from './routes.ts'
 import { claimSocketPath, listenOnSocket, SOCKET_MODE } from './unix-socket.ts'
@@ -233,6 +233,8 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
   ;(server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true
   server.on('connection', rememberPeer)
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    // An early answer is out and the refused body still arrives: dropped until the linger ends.
+    if (isLingering(socket)) return
     // A client that is gone (fire-and-forget triggers hang up at once) is normal: nothing to answer.
     if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable) {
       socket.destroy()

@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ConfigError, InvalidOptionError } from '../errors.ts'
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../log.ts'
+import { parseDomainFlags } from '../smtp/domain-limits.ts'
 import { startEmailService, type EmailServiceOptions } from '../smtp/service.ts'
 import type { AnyJobHandler } from '../queue/handler.ts'
 import { SqliteStore } from '../queue/sqlite-store.ts'
@@ -45,6 +46,11 @@ E-mail (job type "email"):
   --smtp-max-messages <n>     messages per connection (default 100)
   --smtp-rate-limit <n>       messages per --smtp-rate-delta-ms (default unlimited)
   --smtp-rate-delta-ms <ms>   (default 1000)
+  --domain-concurrency <n>    messages in flight to one receiving domain
+                        (default 5); domain=n for one domain  env DOMAIN_CONCURRENCY
+  --domain-rate <r>     messages per second to one domain: 20, 20/s, 600/m,
+                        1000/h; gmail.com=20 for one domain (default no limit).
+                        Both repeatable or comma-separated        env DOMAIN_RATE
   --grace-ms <ms>       on SIGTERM, how long running jobs may finish before
                         they are handed back to the queue (default 10000)
   --lease-ms <ms>       lease of a running job (BullMQ: a chunk's lock); another
@@ -96,7 +102,7 @@ async function loadHandlers (module: string | undefined): Promise<Record<string,
   return handlers as Record<string, AnyJobHandler>
 }
 
-function emailOptions (values: Record<string, string | boolean | undefined>, log: Logger): EmailServiceOptions {
+function emailOptions (values: Record<string, string | boolean | string[] | undefined>, log: Logger): EmailServiceOptions {
   const flag = (name: string): string | undefined => values[name] as string | undefined
   const options: EmailServiceOptions = { log }
   const smtp = flag('smtp') ?? env('SMTP_URL')
@@ -121,6 +127,9 @@ function emailOptions (values: Record<string, string | boolean | undefined>, log
     ['rateLimit', '--smtp-rate-limit', flag('smtp-rate-limit'), 1],
     ['rateDeltaMs', '--smtp-rate-delta-ms', flag('smtp-rate-delta-ms'), 1],
   ]
+  const list = (name: string, envName: string): string[] => (values[name] as string[] | undefined) ?? (env(envName) === undefined ? [] : [env(envName) as string])
+  const domainLimits = parseDomainFlags(list('domain-concurrency', 'DOMAIN_CONCURRENCY'), list('domain-rate', 'DOMAIN_RATE'))
+  if (Object.keys(domainLimits).length > 0) options.domainLimits = domainLimits
   const sinkPort = portFlag('--sink-port', flag('sink-port'))
   if (sinkPort !== undefined) options.sinkPort = sinkPort
   for (const [key, name, value, min] of ints) {
@@ -167,6 +176,8 @@ export async function serve (argv: string[]): Promise<void> {
       'smtp-max-messages': { type: 'string' },
       'smtp-rate-limit': { type: 'string' },
       'smtp-rate-delta-ms': { type: 'string' },
+      'domain-concurrency': { type: 'string', multiple: true },
+      'domain-rate': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })

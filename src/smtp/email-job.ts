@@ -2,7 +2,9 @@ import { ValidationError } from '../errors.ts'
 import type { JobContext, JobHandler, ParsedJob } from '../queue/handler.ts'
 import { normaliseRecipients, parseRecipient, type Recipient } from './addresses.ts'
 import type { Mailer } from './mailer.ts'
+import { DomainLimiter, isTooMany, type DomainOutcome } from './domain-limits.ts'
 import { compileMessage, type MessageTemplate } from './mime-template.ts'
+import { runSends } from './send-loop.ts'
 
 /** First wait after a temporary SMTP failure; doubled per attempt. Greylisting asks for minutes. */
 export const RETRY_BASE_MS = 120_000
@@ -12,6 +14,8 @@ export const MAX_ATTEMPTS = 5
 export const MAX_RECIPIENTS = 100_000
 /** Body limit of `POST /jobs/email`: 100,000 recipients with names fit. */
 export const EMAIL_MAX_BODY_BYTES = 16 * 1024 * 1024
+/** Recipients whose suppression state is read in one call. */
+const SUPPRESSION_BATCH = 100
 /** Invalid addresses named in a 400 answer. */
 const INVALID_SHOWN = 20
 const DEFAULT_FROM = 'rawtrigger <rawtrigger@localhost.localdomain>'
@@ -151,32 +155,54 @@ export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload
   const retryBaseMs = options.retryBaseMs ?? RETRY_BASE_MS
   const maxAttempts = options.maxAttempts ?? MAX_ATTEMPTS
 
-  // One compiled message per job (issue 14): built on the job's first send, filled per recipient.
-  const templates = new Map<string, MessageTemplate>()
-  function template (ctx: JobContext<EmailPayload>): MessageTemplate {
-    let t = templates.get(ctx.id)
-    if (t === undefined) {
-      const p = ctx.payload
-      t = compileMessage(
-        { from: p.from, subject: p.subject, ...(p.text === undefined ? {} : { text: p.text }), ...(p.html === undefined ? {} : { html: p.html }) },
-        { jobId: ctx.id, ...(options.unsubscribeUrl === undefined ? {} : { unsubscribeUrl: options.unsubscribeUrl }) },
-      )
-      templates.set(ctx.id, t)
-    }
-    return t
+  const limiter = mailer.domains ?? new DomainLimiter()
+
+  /** What one run of a job keeps: its compiled message and its suppression look-ups. */
+  interface Run {
+    ctx: JobContext<EmailPayload>
+    message: MessageTemplate
+    /** Suppression reasons by window of SUPPRESSION_BATCH recipients, looked up once per window. */
+    suppressed: Map<number, Promise<Map<string, string>>>
   }
 
-  async function sendOne (ctx: JobContext<EmailPayload>, index: number, attempts: number): Promise<void> {
+  function openRun (ctx: JobContext<EmailPayload>): Run {
+    const p = ctx.payload
+    // Built once per run (issue 14): filled per recipient by render().
+    const message = compileMessage(
+      { from: p.from, subject: p.subject, ...(p.text === undefined ? {} : { text: p.text }), ...(p.html === undefined ? {} : { html: p.html }) },
+      { jobId: ctx.id, ...(options.unsubscribeUrl === undefined ? {} : { unsubscribeUrl: options.unsubscribeUrl }) },
+    )
+    return { ctx, message, suppressed: new Map() }
+  }
+
+  /** The suppression reason of recipient `index`, read with its window's neighbours in one call. */
+  function suppression (run: Run, index: number): Promise<string | undefined> {
+    const window = Math.floor(index / SUPPRESSION_BATCH)
+    let lookup = run.suppressed.get(window)
+    if (lookup === undefined) {
+      const emails = run.ctx.payload.recipients.slice(window * SUPPRESSION_BATCH, (window + 1) * SUPPRESSION_BATCH).map((r) => r.email)
+      lookup = run.ctx.suppressions.suppressed(emails)
+      run.suppressed.set(window, lookup)
+      lookup.catch(() => run.suppressed.delete(window)) // asked again next time; the send reports it
+      // Windows far behind are not asked again in this pass: a later pass reads afresh.
+      for (const old of run.suppressed.keys()) if (old < window - 2) run.suppressed.delete(old)
+    }
+    const r = run.ctx.payload.recipients[index] as Recipient
+    return lookup.then((m) => m.get(r.email.toLowerCase()))
+  }
+
+  async function sendOne (run: Run, index: number, attempts: number): Promise<DomainOutcome> {
+    const { ctx } = run
     const r = ctx.payload.recipients[index] as Recipient
-    const reason = (await ctx.suppressions.suppressed([r.email])).get(r.email.toLowerCase())
+    const reason = await suppression(run, index)
     if (reason !== undefined) {
       await ctx.markItem(index, { state: 'failed', error: `suppressed: ${reason}` })
       ctx.observe({ outcome: 'suppressed' })
-      return
+      return 'other'
     }
     let failure: SmtpFailure | undefined
     try {
-      const info = await options.mailer.send(template(ctx).render(index, r))
+      const info = await options.mailer.send(run.message.render(index, r))
       // With one recipient per message a refusal usually rejects; check the resolved case too.
       if (info.rejected.length > 0) failure = classify(info.rejectedErrors?.[0] ?? { message: 'recipient rejected', responseCode: 550 })
     } catch (err) {
@@ -186,7 +212,9 @@ export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload
     if (failure === undefined) {
       await ctx.markItem(index, { state: 'done' })
       ctx.observe({ outcome: 'sent' })
-    } else if (failure.temporary && tried < maxAttempts) {
+      return 'sent'
+    }
+    if (failure.temporary && tried < maxAttempts) {
       await ctx.markItem(index, { state: 'retry', error: failure.reply, retryAt: Date.now() + backoff(retryBaseMs, tried) })
       ctx.observe({ outcome: 'retry', ...(failure.code === undefined ? {} : { code: failure.code }) })
     } else {
@@ -194,37 +222,32 @@ export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload
       ctx.observe({ outcome: 'failed', ...(failure.code === undefined ? {} : { code: failure.code }) })
       if (isHardBounce(failure)) await ctx.suppressions.suppress(r.email, `hard bounce: ${failure.reply}`)
     }
+    // "Too many" from the domain slows the domain down (domain-limits.ts), not the job.
+    return failure.temporary && isTooMany(failure.code, failure.reply) ? 'throttled' : 'other'
   }
 
   return {
     maxBodyBytes: EMAIL_MAX_BODY_BYTES,
     parse: (body) => parseEmailJob(body, options.from),
     async run (ctx) {
-      try {
-        await sendAll(ctx)
-      } finally {
-        templates.delete(ctx.id)
-      }
+      const run = openRun(ctx)
+      // As many messages in flight as the pool has connections, and per receiving domain what
+      // its limits allow: bounded memory, and a crash resends at most the messages in flight.
+      // dueItems re-checks an item is still pending (not cancelled) just before handing it over.
+      await runSends(ctx, {
+        limiter,
+        maxInFlight: mailer.maxConnections,
+        domainOf: (index) => domainOf((ctx.payload.recipients[index] as Recipient).email),
+        send: (item) => sendOne(run, item.index, item.attempts).catch((err: unknown) => {
+          ctx.log.error({ err, index: item.index }, 'recording a send failed')
+          return 'other' as const
+        }),
+      })
     },
   }
+}
 
-  async function sendAll (ctx: JobContext<EmailPayload>): Promise<void> {
-    // As many messages in flight as the pool has connections: bounded memory, and a crash
-    // resends at most that many.
-    // A free slot first, then the next item: dueItems re-checks it is still pending (not
-    // cancelled) just before handing it over, so nothing starts after a cancel returned.
-    const inFlight = new Set<Promise<void>>()
-    const items = ctx.dueItems()[Symbol.asyncIterator]()
-    for (;;) {
-      while (inFlight.size >= mailer.maxConnections) await Promise.race(inFlight)
-      const next = await items.next()
-      if (next.done === true) break
-      const item = next.value
-      const sending: Promise<void> = sendOne(ctx, item.index, item.attempts)
-        .catch((err: unknown) => ctx.log.error({ err, index: item.index }, 'recording a send failed'))
-        .finally(() => inFlight.delete(sending))
-      inFlight.add(sending)
-    }
-    await Promise.all(inFlight)
-  }
+/** The receiving domain of an address, lower-case. */
+function domainOf (email: string): string {
+  return email.slice(email.lastIndexOf('@') + 1).toLowerCase()
 }

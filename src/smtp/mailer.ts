@@ -1,5 +1,6 @@
 import nodemailer, { type SendMailOptions, type SMTPPoolSentMessageInfo, type Transporter } from 'nodemailer'
 import { ConfigError } from '../errors.ts'
+import { DomainLimiter, type DomainLimitOptions } from './domain-limits.ts'
 
 /** Connections the pool opens at most. */
 export const SMTP_MAX_CONNECTIONS = 5
@@ -24,6 +25,8 @@ export interface MailerOptions {
   rateDeltaMs?: number
   /** Signs every message (nodemailer's `dkim` option). */
   dkim?: DkimOptions
+  /** Per receiving domain: messages in flight (default 5) and per second, and overrides by domain. */
+  domainLimits?: DomainLimitOptions
 }
 
 /** DKIM signing: the `d=` domain, the `s=` selector and the PEM private key. */
@@ -37,6 +40,8 @@ export interface DkimOptions {
 export interface Mailer {
   /** Connections of the pool: also the number of messages the e-mail job keeps in flight. */
   readonly maxConnections: number
+  /** The per-domain limits every job sending through this mailer shares; defaults when absent. */
+  readonly domains?: DomainLimiter
   send (message: SendMailOptions): Promise<SMTPPoolSentMessageInfo>
   close (): void
 }
@@ -53,6 +58,7 @@ export function createMailer (options: MailerOptions): Mailer {
     throw new ConfigError(`SMTP URL must start with smtp:// or smtps:// (got ${url.protocol}//)`)
   }
   const maxConnections = options.maxConnections ?? SMTP_MAX_CONNECTIONS
+  const domains = new DomainLimiter(options.domainLimits)
   const transport: Transporter<SMTPPoolSentMessageInfo> = nodemailer.createTransport({
     url: options.url,
     pool: true,
@@ -66,6 +72,7 @@ export function createMailer (options: MailerOptions): Mailer {
   })
   return {
     maxConnections,
+    domains,
     send: (message) => transport.sendMail(message),
     close: () => transport.close(),
   }

@@ -3,7 +3,7 @@
 // recovers, and a checker compares the acknowledgements with what the store holds and what the
 // SMTP server received. One row per fault; exit status 1 when any row FAILs.
 //
-//   npm run faults                                   # every fault, full length (a few minutes)
+//   npm run faults                                   # every fault, full length (about 10 minutes)
 //   npm run faults -- --quick                        # a few seconds per fault (npm test runs parts of this)
 //   npm run faults -- --faults sqlite-kill9,corrupt  # rows whose name starts with one of these
 //   npm run faults -- --list                         # the fault names
@@ -21,6 +21,7 @@ import { formatRow, type Row } from './faults/row.ts'
 import { closeAll, closeOnSignals, Scope } from './faults/scope.ts'
 import { redisServerMissing } from './faults/redis-server.ts'
 import { CLIENT_MODES, type ClientMode } from './faults/flood.ts'
+import { phpVersion } from './faults/php-client.ts'
 
 const HELP = `Usage: npm run faults -- [options]
 
@@ -34,8 +35,8 @@ const HELP = `Usage: npm run faults -- [options]
   --big-job N          recipients of the SMTP-outage job      (default ${DEFAULTS.bigJob}; --quick ${QUICK.bigJob})
   --settle-ms N        time for every stored job to finish    (default ${DEFAULTS.settleMs}; --quick ${QUICK.settleMs})
   --writers LIST       serve --sqlite-writer modes of the SQLite rows: thread,inline (default ${DEFAULTS.writers.join(',')}; --quick ${QUICK.writers.join(',')})
-  --modes LIST         flood clients: ${CLIENT_MODES.join(',')} (default both)
-  --timeout S          the whole run, then everything is stopped (default 900; --quick 300)
+  --modes LIST         flood clients: ${CLIENT_MODES.join(',')} (default all, php where installed; --quick: the first two)
+  --timeout S          the whole run, then everything is stopped (default 1800; --quick 300)
   --list               print the fault names and exit
   --json               one JSON object on stdout instead of the rows
   --help               this text`
@@ -90,10 +91,11 @@ const options: FaultOptions = {
   settleMs: int('settle-ms', base.settleMs, 1_000),
   poolSize: base.poolSize,
   writers: list<WriterMode>('writers', ['thread', 'inline'], base.writers),
-  modes: list<ClientMode>('modes', CLIENT_MODES, base.modes),
+  modes: list<ClientMode>('modes', CLIENT_MODES, values.quick || phpVersion() === undefined ? base.modes : [...base.modes, 'php']),
 }
-const timeoutS = int('timeout', values.quick ? 300 : 900, 10)
+const timeoutS = int('timeout', values.quick ? 300 : 1_800, 10)
 
+if (options.modes.includes('php') && phpVersion() === undefined) usage('--modes php: php is not installed (apt-get install php-cli)')
 const faults = allFaults(options)
 if (values.list) {
   process.stdout.write(`${faults.map((f) => f.name).join('\n')}\n`)

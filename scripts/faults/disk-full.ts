@@ -4,7 +4,7 @@
 // never 202 for a job that was not committed; serve must stay up and take jobs again once there is
 // room. The store is then read back by a fresh serve on the same files, so what counts is what
 // the file holds, not what one process believes.
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ClientMode } from './flood.ts'
 import type { Fault, FaultContext, WriterMode } from './options.ts'
@@ -15,8 +15,14 @@ import { startSmtpSink } from './smtp-sink.ts'
 import { logNotes, sqliteArgs } from './sqlite-kill.ts'
 import { floodAround, verifyStore } from './verify.ts'
 
-/** The tmpfs: room for the file, its WAL (up to 1,000 pages, 4 MiB, before a checkpoint) and more. */
-const TMPFS_BYTES = 16 * 1024 * 1024
+/**
+ * The tmpfs: room for the file, its WAL (1,000 pages, 4 MiB, between checkpoints) and the jobs a
+ * flood stores after the filler is gone (at 6,000/s for 3 s, about 10 MiB): a disk that fills up
+ * again with jobs would leave the worker nothing to write with, and say nothing about recovery.
+ */
+const TMPFS_BYTES = 64 * 1024 * 1024
+/** Free bytes the data dir must have at the end for the row to speak about recovery at all. */
+const ROOM_AT_END_BYTES = 4 * 1024 * 1024
 /** 503s to see before the disk is given back (the fault has taken effect), within this at most. */
 const WANT_UNAVAILABLE = 20
 const FULL_MAX_MS = 15_000
@@ -81,6 +87,10 @@ async function run (ctx: FaultContext, fault: string, mode: ClientMode, writer: 
     if (stopped.code !== 0) for (const n of logNotes(first.stderr())) row.note(n)
     const second = await startServe(ctx.scope, args)
     await verifyStore(ctx, row, flood, { url: second.url, sink, mode, crashes: 1 })
+    const { bavail, bsize } = statfsSync(dir)
+    row.set('free bytes at the end', bavail * bsize)
+    row.check('the data dir had room again (else the figures above are about a disk still full)', bavail * bsize >= ROOM_AT_END_BYTES,
+      `${bavail * bsize} bytes free of ${TMPFS_BYTES}`)
     row.check('every 503 carries an error code', (row.row.client?.unavailableWithoutCode ?? 0) === 0, `${row.row.client?.unavailableWithoutCode ?? 0} without error.code`)
     if (row.row.checks.some((c) => !c.ok)) for (const n of logNotes(first.stderr() + second.stderr())) row.note(n)
     return row.finish()

@@ -3,15 +3,17 @@
 // what every one of them got back. A trigger is fired once and never resent: an unanswered one is
 // simply not acknowledged, which is what the checker needs to tell "lost" from "never promised".
 //
-// Two clients: `new-connection` is rawtrigger's own `trigger()` with `ack: true` (a TCP connection
+// Three clients: `new-connection` is rawtrigger's own `trigger()` with `ack: true` (a TCP connection
 // per trigger, the fsockopen shape, status line read); `keep-alive` is node:http with a keep-alive
-// agent (one request at a time per connection, `concurrency` connections).
+// agent (one request at a time per connection, `concurrency` connections); `php` is PHP's own
+// fsockopen, one php process per slot (php-client.ts), where php is installed.
 import http from 'node:http'
 import { trigger, TriggerError } from 'rawtrigger'
+import { startPhpFlood } from './php-client.ts'
 import { sleep } from './scope.ts'
 
-export type ClientMode = 'keep-alive' | 'new-connection'
-export const CLIENT_MODES: readonly ClientMode[] = ['keep-alive', 'new-connection']
+export type ClientMode = 'keep-alive' | 'new-connection' | 'php'
+export const CLIENT_MODES: readonly ClientMode[] = ['keep-alive', 'new-connection', 'php']
 
 /** What happened around the fault, for the per-phase counts. */
 export type Phase = 'before' | 'fault' | 'after'
@@ -126,6 +128,7 @@ function keepAliveClient (body: Record<string, unknown>, agent: http.Agent): Fir
   })
 }
 
+/** A Node client; `php` resends through trigger(), like `new-connection`. */
 function clientFor (mode: ClientMode, recipients: number, agent: http.Agent): Fire {
   const body = jobBody(recipients)
   return mode === 'keep-alive' ? keepAliveClient(body, agent) : newConnectionClient(body)
@@ -157,6 +160,7 @@ export async function fireOnce (mode: ClientMode, url: string, ids: readonly str
 
 /** Starts firing at once; `stop()` ends it. */
 export function startFlood (options: FloodOptions): Flood {
+  if (options.mode === 'php') return startPhpFlood(options.targets, options.concurrency, jobBody(options.recipients), options.idPrefix)
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency })
   const fire = clientFor(options.mode, options.recipients, agent)
   const outcomes: Outcome[] = []

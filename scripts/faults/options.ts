@@ -33,13 +33,14 @@ export interface FaultOptions {
 
 /** `npm run faults` without flags. */
 export const DEFAULTS: FaultOptions = {
-  floodMs: 6_000,
+  floodMs: 4_000,
   concurrency: 32,
   recipients: 1,
   downMs: 5_000,
   smtpOutageMs: 20_000,
   bigJob: 5_000,
-  settleMs: 120_000,
+  // A keep-alive flood at full speed stores 20,000+ one-recipient jobs; serve mails ~400 a second here.
+  settleMs: 300_000,
   poolSize: 5,
   writers: ['thread', 'inline'],
   modes: ['keep-alive', 'new-connection'],

@@ -193,6 +193,17 @@ test('adds of the turns while a batch is being written share the next write; one
   assert.equal(writes, 3, 'the 250, then the 300 of the next three turns in two writes of at most 256 (one write per turn would be four)')
 })
 
+test('large payloads of one turn are split: a batch stops taking adds past 1 MiB of JSON', { timeout: 30_000 }, async (t) => {
+  const redis = await useRedis(t)
+  if (redis === undefined) return
+  const q = await openQueue(redis)
+  const before = q.commitStats.commits
+  const big = 'x'.repeat(600 * 1024)
+  const added = await Promise.all([0, 1, 2, 3].map((i) => q.add({ type: 'items', payload: { i, big }, items: 1 })))
+  assert.equal(new Set(added.map((r) => r.id)).size, 4)
+  assert.equal(q.commitStats.commits - before, 2, 'two of 600 kB fill a batch (1.2 MB), the next two go in a second')
+})
+
 test('duplicates inside one batch: one job per dedup key, of the first add\'s size; the second add gets its id and duplicate: true', { timeout: 30_000 }, async (t) => {
   const redis = await useRedis(t)
   if (redis === undefined) return

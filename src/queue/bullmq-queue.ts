@@ -23,9 +23,9 @@ const CHUNK_BACKOFF = { type: 'exponential', delay: 1_000 } as const
 const MAX_ERRORS_SHOWN = 20
 /** How long a store call waits for a (re)connecting Redis before it fails with 503. */
 const CONNECT_WAIT_MS = 2_000
-/** Adds per intake script call, and their payload bytes: bounds one call's time on Redis' one thread. */
+/** Adds per intake script call, and their payloads' JSON length: bounds one call's time on Redis' one thread. */
 const BATCH_MAX = 256
-const BATCH_MAX_BYTES = 1 << 20
+const BATCH_MAX_CHARS = 1 << 20
 
 /** Options of {@link BullmqQueue}. */
 export interface BullmqQueueOptions {
@@ -47,7 +47,7 @@ interface ChunkJob { name: string, data: ChunkData, opts: JobsOptions }
 /** An add waiting for its batch to be written. */
 interface PendingAdd { id: string, dedup: string | undefined, type: string, payload: string, items: number, chunks: number, resolve: (r: AddResult) => void, reject: (e: StoreError) => void }
 /** Adds written together; `due` once the turn that opened it has ended. */
-interface Batch { adds: PendingAdd[], bytes: number, due: boolean }
+interface Batch { adds: PendingAdd[], chars: number, due: boolean }
 /** A reply of CREATE_JOBS: created (1) or not, the id, and for a duplicate the first job's total, chunks and type. */
 type CreateReply = [number, string, string?, string?, string?]
 
@@ -166,16 +166,16 @@ export class BullmqQueue implements JobQueue {
     }
     return new Promise((resolve, reject) => {
       let batch = this.#batch
-      if (batch === undefined || batch.adds.length >= BATCH_MAX || batch.bytes >= BATCH_MAX_BYTES) {
+      if (batch === undefined || batch.adds.length >= BATCH_MAX || batch.chars >= BATCH_MAX_CHARS) {
         if (batch?.due === true) this.#write(batch) // full while it waited for a write: it gains nothing by waiting on
-        const next: Batch = batch = this.#batch = { adds: [], bytes: 0, due: false }
+        const next: Batch = batch = this.#batch = { adds: [], chars: 0, due: false }
         setImmediate(() => {
           next.due = true
           if (this.#writing === 0 || this.#batch !== next) this.#write(next)
         })
       }
       batch.adds.push({ id, dedup: job.dedupKey, type: job.type, payload, items: job.items, chunks: this.#chunkCount(job.items), resolve, reject })
-      batch.bytes += payload.length
+      batch.chars += payload.length
     })
   }
 

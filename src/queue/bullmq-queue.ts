@@ -1,13 +1,12 @@
-import { randomUUID } from 'node:crypto'
-import { DelayedError, Queue, Worker, type Job, type JobsOptions } from 'bullmq'
+import { DelayedError, Queue, Worker, type Job } from 'bullmq'
 import { Redis } from 'ioredis'
-import { ConfigError, StoreError } from '../errors.ts'
+import { ConfigError } from '../errors.ts'
 import { guardSuppressions } from './suppression-guard.ts'
 import type { JobHandler } from './handler.ts'
-import { CHUNK_DONE, CHUNK_PAUSE, CHUNK_START, CREATE_JOBS, MARK_ITEM, SET_STATE, callScript, parseItem } from './redis-scripts.ts'
+import { CHUNK_DONE, CHUNK_PAUSE, CHUNK_START, MARK_ITEM, SET_STATE, callScript, parseItem } from './redis-scripts.ts'
 import { ChunkItems } from './bullmq-items.ts'
 import { RedisControl, summaryOf } from './redis-control.ts'
-import { jobIdFor } from './types.ts'
+import { RedisIntake, storeError, type ChunkData, type ChunkJob } from './redis-intake.ts'
 import type {
   AddResult, CommitStats, ControlResult, JobErrorView, JobList, JobListQuery, JobQueue, JobView, NewJob, RunOptions,
   StoreStats, SuppressionList,
@@ -23,9 +22,6 @@ const CHUNK_BACKOFF = { type: 'exponential', delay: 1_000 } as const
 const MAX_ERRORS_SHOWN = 20
 /** How long a store call waits for a (re)connecting Redis before it fails with 503. */
 const CONNECT_WAIT_MS = 2_000
-/** Adds per intake script call, and their payloads' JSON length: bounds one call's time on Redis' one thread. */
-const BATCH_MAX = 256
-const BATCH_MAX_CHARS = 1 << 20
 
 /** Options of {@link BullmqQueue}. */
 export interface BullmqQueueOptions {
@@ -39,20 +35,6 @@ export interface BullmqQueueOptions {
   rateLimit?: number
   /** How long BullMQ keeps finished chunk jobs (its removeOnComplete/removeOnFail age). @default 7 days */
   retainMs?: number
-}
-
-interface ChunkData { id: string, type: string, chunk: number, start: number, end: number }
-interface ChunkJob { name: string, data: ChunkData, opts: JobsOptions }
-
-/** An add waiting for its batch to be written. */
-interface PendingAdd { id: string, dedup: string | undefined, type: string, payload: string, items: number, chunks: number, resolve: (r: AddResult) => void, reject: (e: StoreError) => void }
-/** Adds written together; `due` once the turn that opened it has ended. */
-interface Batch { adds: PendingAdd[], chars: number, due: boolean }
-/** A reply of CREATE_JOBS: created (1) or not, the id, and for a duplicate the first job's total, chunks and type. */
-type CreateReply = [number, string, string?, string?, string?]
-
-function storeError (op: string, cause: unknown): StoreError {
-  return new StoreError(`Redis ${op} failed: ${(cause as Error).message}`, { cause })
 }
 
 /**
@@ -71,12 +53,7 @@ export class BullmqQueue implements JobQueue {
   readonly #control: RedisControl
   readonly #suppressions: SuppressionList
   readonly #chunks: ChunkItems
-  readonly #jobKey: string
-  readonly #dedupKey: string
-  readonly #intakeKeys: string[]
-  #batch: Batch | undefined
-  #writing = 0
-  readonly #commits: CommitStats = { commits: 0, jobs: 0 }
+  readonly #intake: RedisIntake
   #lastError: Error | undefined
   #workers: Worker[] = []
   readonly #abort = new AbortController()
@@ -94,16 +71,19 @@ export class BullmqQueue implements JobQueue {
     this.#chunkSize = options.chunkSize ?? CHUNK_SIZE
     this.#rateLimit = options.rateLimit
     this.#retainS = Math.ceil((options.retainMs ?? 7 * 24 * 3600 * 1000) / 1000)
-    this.#jobKey = this.#key('job') + ':'
-    this.#dedupKey = this.#key('dedup') + ':'
-    // Before the job keys in every intake call; the queued index is the one REINDEX names.
-    this.#intakeKeys = [this.#key('stats'), this.#key('index'), this.#key('index', 'queued'), this.#key('seq')]
     // Intake fails fast (503) while Redis is away instead of queueing commands in memory.
     this.#redis = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
     // Reconnects by itself; each command reports its own failure, a wait for the connection this one.
     this.#redis.on('error', (err: Error) => { this.#lastError = err })
     this.#redis.on('ready', () => { this.#lastError = undefined })
-    this.#redis.defineCommand('rtCreateJobs', { lua: CREATE_JOBS }) // KEYS counted per call
+    this.#intake = new RedisIntake({
+      redis: this.#redis,
+      key: (kind, id) => this.#key(kind, id),
+      ready: () => this.#ready(),
+      chunkSize: this.#chunkSize,
+      chunkJob: (id, type, total, n, jobId) => this.#chunkJob(id, type, total, n, jobId),
+      queueFor: (type) => this.#queueFor(type),
+    })
     this.#redis.defineCommand('rtState', { numberOfKeys: 3, lua: SET_STATE })
     this.#redis.defineCommand('rtMark', { numberOfKeys: 4, lua: MARK_ITEM })
     this.#redis.defineCommand('rtChunkDone', { numberOfKeys: 5, lua: CHUNK_DONE })
@@ -149,95 +129,12 @@ export class BullmqQueue implements JobQueue {
     return callScript(this.#redis, name, ...args)
   }
 
-  /**
-   * Adds are written in batches (issue 11): one script call for every record and dedup check,
-   * then one addBulk per job type for the chunks; each add settles with its batch. A batch is
-   * written when the turn that opened it ends (a setImmediate: a lone add waits for no timer), or,
-   * while another batch is being written, when that write ends: the adds of the turns in between
-   * share it (a group commit, as on SQLite). A full batch is written at once.
-   */
-  add (job: NewJob): Promise<AddResult> {
-    const id = jobIdFor(job.dedupKey, randomUUID)
-    let payload: string
-    try {
-      payload = JSON.stringify(job.payload)
-    } catch (err) {
-      return Promise.reject(storeError('add', err))
-    }
-    return new Promise((resolve, reject) => {
-      let batch = this.#batch
-      if (batch === undefined || batch.adds.length >= BATCH_MAX || batch.chars >= BATCH_MAX_CHARS) {
-        if (batch?.due === true) this.#write(batch) // full while it waited for a write: it gains nothing by waiting on
-        const next: Batch = batch = this.#batch = { adds: [], chars: 0, due: false }
-        setImmediate(() => {
-          next.due = true
-          if (this.#writing === 0 || this.#batch !== next) this.#write(next)
-        })
-      }
-      batch.adds.push({ id, dedup: job.dedupKey, type: job.type, payload, items: job.items, chunks: this.#chunkCount(job.items), resolve, reject })
-      batch.chars += payload.length
-    })
-  }
-
-  #write (batch: Batch): void {
-    if (this.#batch === batch) this.#batch = undefined
-    this.#writing++
-    void this.#flush(batch.adds).finally(() => {
-      this.#writing--
-      const waiting = this.#batch
-      if (this.#writing === 0 && waiting?.due === true) this.#write(waiting)
-    })
-  }
-
-  async #flush (adds: PendingAdd[]): Promise<void> {
-    try {
-      if (this.#redis.status !== 'ready') await this.#ready()
-      const keys = [...this.#intakeKeys]
-      for (const a of adds) keys.push(this.#jobKey + a.id)
-      const args: Array<string | number> = [Date.now()]
-      for (const a of adds) {
-        let dedup = 0
-        if (a.dedup !== undefined) dedup = keys.push(this.#dedupKey + a.dedup)
-        args.push(a.type, a.payload, a.items, a.chunks, a.id, dedup)
-      }
-      const replies = await this.#call('rtCreateJobs', keys.length, ...keys, ...args) as CreateReply[]
-      // The records are in Redis, their chunks not yet. A crash here, or a failed addBulk (503 to
-      // every add of the batch), leaves records that no chunk runs; nobody was told 202, so the
-      // senders resend. A resend with the same webhook-id is a duplicate, and a duplicate's chunks
-      // are queued again, of the first job's size, not its own: that mends it. Chunk ids are
-      // fixed, so BullMQ adds each once. A resend without a webhook-id is a new job: the first
-      // record stays queued with nothing to run it, as it did before batching.
-      const chunks = new Map<string, ChunkJob[]>()
-      const queued = new Set<string>()
-      const results = adds.map((a, i): AddResult => {
-        const [created, id, firstTotal, firstChunks, firstType] = replies[i] as CreateReply
-        const first = created === 1 ? { total: a.items, count: a.chunks, type: a.type }
-          : firstTotal === undefined ? undefined : { total: Number(firstTotal), count: Number(firstChunks), type: firstType as string }
-        // Not twice for one id: a duplicate of a job of this batch finds its chunks listed.
-        if (first !== undefined && !queued.has(id)) {
-          queued.add(id)
-          let list = chunks.get(first.type)
-          if (list === undefined) chunks.set(first.type, list = [])
-          for (let n = 0; n < first.count; n++) list.push(this.#chunkJob(id, first.type, first.total, n, `${id}-c${n}`))
-        }
-        return { id, duplicate: created === 0 }
-      })
-      await Promise.all([...chunks].map(([type, list]) => this.#queueFor(type).addBulk(list)))
-      this.#commits.commits++
-      this.#commits.jobs += adds.length
-      for (let i = 0; i < adds.length; i++) adds[i]!.resolve(results[i]!)
-    } catch (err) {
-      for (const a of adds) a.reject(storeError('add', err))
-    }
-  }
+  /** Batched: see {@link RedisIntake}. */
+  add (job: NewJob): Promise<AddResult> { return this.#intake.add(job) }
 
   /** Batches written (each: one script call, then the addBulk) and the adds they held. */
   get commitStats (): CommitStats {
-    return { ...this.#commits }
-  }
-
-  #chunkCount (items: number): number {
-    return Math.max(1, Math.ceil(items / this.#chunkSize))
+    return this.#intake.commitStats
   }
 
   #chunkJob (id: string, type: string, total: number, n: number, jobId: string): ChunkJob {

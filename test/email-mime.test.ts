@@ -80,8 +80,10 @@ describe('one message per job, filled per recipient', () => {
       fc.string({ maxLength: 90 }),
       fc.constantFrom('{{name}}', '{{email}}', '{{name|there}}', '\n', '\r\n', ' \n', '=', '.', 'ü', '€', 'Привет', '\t', 'x'.repeat(80)),
     ), { maxLength: 12 }).map((a) => a.join(''))
-    await fc.assert(fc.asyncProperty(textArb, textArb, fc.string({ maxLength: 30 }), fc.boolean(), async (text, html, name, withHtml) => {
-      const content: MessageContent = { from: 'Shop <news@shop.example>', subject: `S {{name}} ${name.replace(/[\r\n]/g, '')}`, text, ...(withHtml ? { html } : {}) }
+    const subjectArb = fc.array(fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom('{{name}}', 'ü', '=?', '"', ' ', 'x'.repeat(70))), { maxLength: 5 })
+      .map((a) => a.join('').replace(/[\r\n]/g, ''))
+    await fc.assert(fc.asyncProperty(textArb, textArb, fc.string({ maxLength: 30 }), fc.boolean(), subjectArb, async (text, html, name, withHtml, subject) => {
+      const content: MessageContent = { from: 'Shop <news@shop.example>', subject: `S {{name}} ${subject}`, text, ...(withHtml ? { html } : {}) }
       const r: Recipient = name.trim() === '' ? { email: 'a@x.example' } : { email: 'a@x.example', name: name.trim() }
       const template = compileMessage(content, { jobId: 'j' })
       const options = template.options(3, r)

@@ -1,4 +1,6 @@
+import { Readable } from 'node:stream'
 import nodemailer, { type SendMailOptions, type SMTPPoolSentMessageInfo, type Transporter } from 'nodemailer'
+import DKIM from 'nodemailer/lib/dkim'
 import { ConfigError } from '../errors.ts'
 import { DomainLimiter, type DomainLimitOptions } from './domain-limits.ts'
 
@@ -46,6 +48,48 @@ export interface Mailer {
   close (): void
 }
 
+/** A finished message: what the e-mail job sends (mime-template.ts, RenderedMessage). */
+interface RawMessage { envelope: { from: string, to: string[] }, raw: Buffer, messageId: string }
+
+function isRaw (message: SendMailOptions): message is SendMailOptions & RawMessage {
+  const envelope = message.envelope as { from?: unknown, to?: unknown } | undefined
+  return Buffer.isBuffer(message.raw) && typeof message.messageId === 'string' &&
+    typeof envelope?.from === 'string' && Array.isArray(envelope.to)
+}
+
+/** The pool's side of nodemailer's transport API: `send(mail, callback)`. */
+interface PoolTransport {
+  send (mail: unknown, callback: (err: Error | null, info: SMTPPoolSentMessageInfo) => void): unknown
+}
+
+/**
+ * A finished message handed straight to nodemailer's SMTP pool, as its Mail class hands it one
+ * after composing (issue 14): the mail object of nodemailer's transport API with the parts of a
+ * MimeNode the pool reads (envelope, Message-ID, a fresh stream per try: the pool may resend it
+ * over another connection), DKIM-signed as Mail signs it. No plugins, no MailComposer, no
+ * MimeNode per message: what sendMail({ raw }) spends before the pool sees the message.
+ */
+function poolMail (m: RawMessage, dkim: DKIM | undefined): unknown {
+  return {
+    data: {},
+    message: {
+      getEnvelope: () => ({ from: m.envelope.from, to: [...m.envelope.to] }),
+      messageId: () => m.messageId,
+      getHeader: (key: string) => key.toLowerCase() === 'message-id' ? m.messageId : undefined,
+      createReadStream: () => dkim === undefined ? bufferStream(m.raw) : dkim.sign(m.raw),
+    },
+  }
+}
+
+function bufferStream (raw: Buffer): Readable {
+  return new Readable({
+    read () {
+      this.push(raw)
+      this.push(null)
+    },
+  })
+}
+
 /** Creates the pooled transport. Throws {@link ConfigError} for a URL that is not smtp(s). */
 export function createMailer (options: MailerOptions): Mailer {
   let url: URL
@@ -70,10 +114,17 @@ export function createMailer (options: MailerOptions): Mailer {
     socketTimeout: SMTP_SOCKET_TIMEOUT_MS,
     ...(options.dkim === undefined ? {} : { dkim: options.dkim }),
   })
+  const pool = transport.transporter as unknown as PoolTransport
+  const dkim = options.dkim === undefined ? undefined : new DKIM(options.dkim)
   return {
     maxConnections,
     domains,
-    send: (message) => transport.sendMail(message),
+    send (message) {
+      if (!isRaw(message)) return transport.sendMail(message)
+      return new Promise((resolve, reject) => {
+        pool.send(poolMail(message, dkim), (err, info) => err === null || err === undefined ? resolve(info) : reject(err))
+      })
+    },
     close: () => transport.close(),
   }
 }

@@ -9,6 +9,7 @@ import { convert as htmlToText } from 'html-to-text'
 import type { SendMailOptions } from 'nodemailer'
 import { foldLines } from 'nodemailer/lib/mime-funcs'
 import MimeNode from 'nodemailer/lib/mime-node'
+import { normalizeDomain } from 'nodemailer/lib/shared'
 import { parseRecipient, type Recipient } from './addresses.ts'
 import { compilePart, encodeContent, fillPieces, parsePieces, renderPart, type Piece, type RenderedPart } from './mime-text.ts'
 
@@ -92,8 +93,15 @@ function deriveText (html: string): Piece[] | undefined {
   return pieces
 }
 
+// Printable ASCII without a quote: an unstructured value or a Message-ID nodemailer leaves as it is.
+const PLAIN_VALUE = /^[\x20\x21\x23-\x7e]*$/
+
 /** A header line as nodemailer's buildHeaders() writes it: encoded, then folded at 76. */
-function headerLine (encoder: MimeNode, key: string, value: string): string {
+function headerLine (encoder: MimeNode, key: 'From' | 'Subject' | 'Message-ID', value: string): string {
+  if (key !== 'From' && PLAIN_VALUE.test(value) && !value.includes('=?') && value.trim() !== '') {
+    const line = `${key}: ${value}`
+    return `${line.length < 76 ? line : foldLines(line, 76)}\r\n` // foldLines returns a shorter line as it is
+  }
   const encoded = encoder.encodeHeaderValue(key, value)
   return encoded.trim() === '' ? '' : `${foldLines(`${key}: ${encoded}`, 76)}\r\n`
 }
@@ -113,6 +121,13 @@ function toLine (encoder: MimeNode, r: Recipient): string {
 
 const TEXT_TYPE = 'text/plain; charset=utf-8'
 const HTML_TYPE = 'text/html; charset=utf-8'
+
+/** An envelope address as nodemailer's setEnvelope() writes it: the domain lower-cased (A-labels kept). */
+function envelopeAddress (email: string): string {
+  const at = email.lastIndexOf('@')
+  const domain = email.slice(at + 1)
+  return `${email.slice(0, at)}@${/xn--/i.test(domain) ? normalizeDomain(domain, false) : domain.toLowerCase()}`
+}
 
 let lastSecond = -1
 let lastDate = ''
@@ -134,8 +149,8 @@ function partBlock (contentType: string, rendered: RenderedPart): string {
 export function compileMessage (content: MessageContent, options: MessageOptions): MessageTemplate {
   const encoder = new MimeNode()
   const sender = parseRecipient(content.from)
-  const fromAddress = sender?.email ?? content.from
-  const domain = fromAddress.split('@')[1] ?? 'localhost'
+  const fromAddress = envelopeAddress(sender?.email ?? content.from)
+  const domain = sender?.email.split('@')[1] ?? 'localhost'
   const subject = parsePieces(content.subject)
   const subjectFixed = subject.length === 1 && typeof subject[0] === 'string'
   const subjectLine = (r: Recipient): string => headerLine(encoder, 'Subject', fillPieces(subject, r, false).trim())
@@ -180,7 +195,7 @@ export function compileMessage (content: MessageContent, options: MessageOptions
         message += `Date: ${dateValue(now)}\r\nMIME-Version: 1.0\r\n${multipartType}\r\n--${boundary}\r\n` +
           `${partBlock(...(first as [string, RenderedPart]))}\r\n--${boundary}\r\n${partBlock(...second)}\r\n--${boundary}--\r\n`
       }
-      return { envelope: { from: fromAddress, to: [r.email] }, raw: Buffer.from(message, 'utf8'), messageId }
+      return { envelope: { from: fromAddress, to: [envelopeAddress(r.email)] }, raw: Buffer.from(message, 'utf8'), messageId }
     },
     options (index, r) {
       const filledHtml = content.html === undefined ? undefined : fillPieces(parsePieces(content.html), r, true)

@@ -70,7 +70,7 @@ test('kill -9 of one of two serve on Redis mid-flood: the other keeps taking tri
   if (!await redisGate(t)) return
   const row = await runFault(t, 'redis-kill9-one-of-two-keep-alive')
   await t.test('lost 0, nothing invented or twice, the survivor took triggers', () => assertAllChecksBut(row, RUNS_TO_THE_END))
-  await t.test('every stored job runs to the end', { todo: 'a record whose chunks the killed receiver never queued stays queued until its trigger is resent (src/queue/bullmq-queue.ts, add)' }, () => {
+  await t.test('every stored job runs to the end', { todo: 'a record whose chunks the killed receiver never queued stays queued until its trigger is resent (src/queue/redis-intake.ts, #flush)' }, () => {
     assertChecks(row, RUNS_TO_THE_END.slice(0, 1))
   })
 })
@@ -83,9 +83,9 @@ test('Redis killed -9 and restarted mid-flood: lost 0, intake takes jobs again, 
   const row = await runFault(t, 'redis-restart-keep-alive')
   await t.test('lost 0, nothing invented or twice, 202 again after the restart, serve up', () => assertAllChecksBut(row, [...ANSWERS_WHILE_GONE, ...RUNS_TO_THE_END]))
   await t.test('503 with a code while Redis is gone, never a request left unanswered', {
-    todo: 'addBulk on the BullMQ Queue connection (offline queue, 20 retries ≥ 1 s apart) holds requests through the outage (src/queue/bullmq-queue.ts, #queueFor)',
+    todo: 'addBulk on the BullMQ Queue connection (BullMQ defaults: an offline queue) holds requests through the outage (src/queue/bullmq-queue.ts, #queueFor)',
   }, () => assertChecks(row, ANSWERS_WHILE_GONE))
-  await t.test('every stored job runs to the end', { todo: 'a record whose chunks were not queued before Redis went stays queued until its trigger is resent (src/queue/bullmq-queue.ts, add)' }, () => {
+  await t.test('every stored job runs to the end', { todo: 'a record whose chunks were not queued before Redis went stays queued until its trigger is resent (src/queue/redis-intake.ts, #flush)' }, () => {
     assertChecks(row, RUNS_TO_THE_END.slice(0, 1))
   })
 })

@@ -1,16 +1,18 @@
 import { randomBytes } from 'node:crypto'
 import http from 'node:http'
 import https from 'node:https'
-import net from 'node:net'
-import tls from 'node:tls'
 import { parseArgs } from 'node:util'
-import { ConnectError, ConnectTimeoutError, InvalidOptionError, WriteError } from '../errors.ts'
-import { CONNECT_TIMEOUT_MS, describe } from '../net/connect.ts'
-import { buildRequest, parseTarget, type Target } from '../net/request-bytes.ts'
+import { InvalidOptionError } from '../errors.ts'
+import { buildRequest, parseTarget } from '../net/request-bytes.ts'
 import { sign } from '../net/sign.ts'
 import { trigger, type TriggerResult } from '../net/trigger.ts'
 import { intFlag } from './args.ts'
 import { DOCTOR_JOB_TYPE } from './doctor-job.ts'
+import { diagnose, print, refusalText, type DoctorReport, type ShapeReport } from './doctor-report.ts'
+import { fireShaped, SHAPES, type Shape } from './doctor-shapes.ts'
+
+export { diagnose, type DoctorReport, type ShapeReport } from './doctor-report.ts'
+export type { Shape } from './doctor-shapes.ts'
 
 export const DOCTOR_HELP = `rawtrigger doctor <url> [options]   fire fsockopen-shaped triggers through whatever sits in
                                     front of serve (nginx, HAProxy, …) and report which arrived
@@ -32,18 +34,7 @@ export const DOCTOR_HELP = `rawtrigger doctor <url> [options]   fire fsockopen-s
   or cannot be read, 2 bad usage.
 `
 
-/** How a trigger hangs up after its last byte. */
-export type Shape = 'fin' | 'pause' | 'reset'
-const SHAPES: readonly Shape[] = ['fin', 'pause', 'reset']
-const SHAPE_TEXT: Record<Shape, string> = {
-  fin: 'FIN right after the write',
-  pause: '5 ms pause, then FIN',
-  reset: 'RST right after the last byte',
-}
-
 const DEFAULT_COUNT = 60
-/** The pause of the `pause` shape: a PHP script that does a little work before fclose(). */
-const PAUSE_MS = 5
 /** Triggers in flight at once: a burst, as a page that fires per request makes. */
 const FIRE_CONCURRENCY = 10
 /** After the last trigger, how long to keep asking for the missing ones. */
@@ -52,90 +43,12 @@ const POLL_INTERVAL_MS = 200
 /** One GET /jobs/:id. */
 const READ_TIMEOUT_MS = 5_000
 const READ_CONCURRENCY = 8
-/** Lost ids printed, for looking them up in a proxy's log. */
-const LOST_IDS_SHOWN = 5
-
-/** What one shape's triggers did. */
-export interface ShapeReport {
-  shape: Shape
-  fired: number
-  kept: number
-  lost: number
-  /** Triggers that could not even be written (connect or write error): neither kept nor lost. */
-  unsent: number
-}
-
-/** What `rawtrigger doctor` found. */
-export interface DoctorReport {
-  url: string
-  run: string
-  type: string
-  /** The front's `Server` header (`nginx/1.22.1`), or `Via`; undefined when it names itself nowhere. */
-  front: string | undefined
-  shapes: ShapeReport[]
-  kept: number
-  lost: number
-  unsent: number
-  lostIds: string[]
-  /** Empty when nothing was lost. */
-  cause: string
-  fixes: string[]
-}
 
 interface Probe { id: string, shape: Shape, bytes: Buffer, sent: boolean, kept: boolean }
 
 function header (response: string | undefined, name: string): string | undefined {
   const match = new RegExp(`\\r\\n${name}:[ \\t]*([^\\r\\n]*)`, 'i').exec(response ?? '')
   return match?.[1]
-}
-
-/**
- * Writes `bytes` and hangs up the way `shape` says, as a PHP `fsockopen()` trigger does; never
- * reads. The TCP socket is ours (TLS, if any, runs over it), so a reset is a real RST. For
- * `reset`, the RST waits about one round trip (the connect time) once the write is handed to the
- * kernel: an RST discards what is still unsent, and a request cut short is the client's fault,
- * not the front's. On loopback that wait is nothing.
- */
-function fireShaped (target: Target, bytes: Buffer, shape: Shape, tlsOptions: tls.ConnectionOptions | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const start = performance.now()
-    const raw = net.connect({ host: target.hostname, port: target.port })
-    const socket = target.tls
-      ? tls.connect({ ...tlsOptions, socket: raw, ...(target.ip ? {} : { servername: target.hostname }) })
-      : raw
-    let connected = false
-    let settled = false
-    const finish = (err?: Error): void => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      socket.destroy() // = fclose(): the descriptor is closed, nothing is read
-      if (err === undefined) resolve()
-      else reject(err)
-    }
-    const where = describe(target)
-    const timer = setTimeout(() => finish(new ConnectTimeoutError(`Connect timeout (${where}, ${CONNECT_TIMEOUT_MS} ms)`)), CONNECT_TIMEOUT_MS)
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (!connected) finish(new ConnectError(`Connect failed (${where}): ${err.message}`, { cause: err }))
-      else finish(new WriteError(`Write failed (${where}): ${err.message}`, { cause: err }))
-    })
-    socket.once(target.tls ? 'secureConnect' : 'connect', () => {
-      connected = true
-      const rttMs = performance.now() - start
-      if (shape === 'fin') socket.end(bytes, () => finish())
-      else if (shape === 'pause') socket.write(bytes, () => setTimeout(() => socket.end(() => finish()), PAUSE_MS))
-      else {
-        socket.write(bytes, () => setTimeout(() => {
-          if (!settled) {
-            settled = true
-            clearTimeout(timer)
-            raw.resetAndDestroy()
-            resolve()
-          }
-        }, Math.floor(rttMs)))
-      }
-    })
-  })
 }
 
 /** Runs `fn` over `items`, at most `concurrency` at once. */
@@ -173,26 +86,6 @@ function reader (base: URL, secret: string | undefined, insecure: boolean): Read
     close: () => agent.destroy(),
   }
 }
-
-/** The likely cause of the losses, and the settings that fix it. */
-export function diagnose (shapes: readonly ShapeReport[], front: string | undefined): { cause: string, fixes: string[] } {
-  const lost = (s: Shape): number => shapes.find((r) => r.shape === s)?.lost ?? 0
-  if (shapes.every((r) => r.lost === 0)) return { cause: '', fixes: [] }
-  const nginx = front !== undefined && /nginx|openresty/i.test(front)
-  const onFin = lost('fin') + lost('pause') > 0
-  const onReset = lost('reset') > 0
-  const how = onFin && onReset ? 'a FIN or an RST' : onFin ? 'a FIN' : 'an RST'
-  const who = nginx ? 'nginx' : 'whatever sits in front of the receiver (or the receiver itself)'
-  const cause = `${who} treats a client that hangs up right after its last byte (${how}) as an abort, and drops the complete request instead of forwarding or storing it`
-  const fixes: string[] = []
-  const nginxFix = 'nginx: `proxy_ignore_client_abort on;` in the location that proxies to the receiver (keep `proxy_request_buffering on`, the default)'
-  const haproxyFix = 'HAProxy: no `option abortonclose` (it is off by default; remove it, or `no option abortonclose` in the backend), and `option http-buffer-request` to read the whole body first'
-  const nodeFix = 'a Node.js server or proxy: `server.httpAllowHalfOpen = true`, and read the body before any await (rawtrigger serve does both)'
-  if (nginx) fixes.push(nginxFix)
-  else fixes.push(nginxFix, haproxyFix, nodeFix)
-  return { cause, fixes }
-}
-
 /** Fires the probes, asks which arrived, and reports. */
 export async function runDoctor (url: string, options: { count: number, secret?: string, type: string, data?: string, waitMs: number, insecure: boolean, onProgress?: (text: string) => void }): Promise<DoctorReport> {
   const base = new URL(url.endsWith('/') ? url : url + '/')
@@ -267,42 +160,6 @@ export async function runDoctor (url: string, options: { count: number, secret?:
 class DoctorError extends Error {
   override name = 'DoctorError'
 }
-
-function refusalText (ack: TriggerResult, type: string, jobsUrl: URL): string {
-  const at = (ack.response ?? '').indexOf('\r\n\r\n')
-  let error: { code?: string, message?: string } | undefined
-  try {
-    error = (JSON.parse((ack.response ?? '').slice(at + 4)) as { error?: typeof error }).error
-  } catch {}
-  const what = error?.code === undefined ? (ack.response ?? '').split('\r\n', 1)[0] : `${error.code}: ${error.message ?? ''}`
-  let hint = ''
-  if (ack.status === 404 && error?.code === 'RT_ERR_NOT_FOUND' && type === DOCTOR_JOB_TYPE) {
-    hint = '\n  this receiver has no doctor job type (an older serve, or an embedded createReceiver): pass --type <a job type of yours that is harmless> --data <its JSON>'
-  } else if (ack.status === 401) hint = '\n  the receiver requires signatures: pass --secret (or set TRIGGER_SECRET) as serve has it'
-  else if (ack.status === 403) hint = '\n  the receiver takes unsigned triggers from loopback only, naming a loopback Host: start serve with --secret and pass it here'
-  else if (ack.status === 404) hint = `\n  is ${jobsUrl.href} the receiver? Give the URL your app fires at, without /jobs/…`
-  return `the receiver refused the first (ordinary) trigger with HTTP ${String(ack.status)}: ${what}${hint}`
-}
-
-function print (r: DoctorReport): string {
-  const lines = [`rawtrigger doctor ${r.url} (run ${r.run}, job type ${r.type}${r.front === undefined ? '' : `, front: ${r.front}`})`]
-  lines.push(`  ${'shape'.padEnd(32)} ${'fired'.padStart(5)} ${'kept'.padStart(5)} ${'lost'.padStart(5)}`)
-  for (const s of r.shapes) {
-    lines.push(`  ${SHAPE_TEXT[s.shape].padEnd(32)} ${String(s.fired).padStart(5)} ${String(s.kept).padStart(5)} ${String(s.lost).padStart(5)}${s.unsent > 0 ? `  (${s.unsent} could not be sent)` : ''}`)
-  }
-  const total = r.kept + r.lost
-  if (r.lost === 0) {
-    lines.push(`kept ${r.kept} of ${total}: every completely sent trigger became a job`)
-  } else {
-    lines.push(`LOST ${r.lost} of ${total} triggers: sent completely, never stored (ids such as ${r.lostIds.slice(0, LOST_IDS_SHOWN).join(', ')})`)
-    lines.push(`likely cause: ${r.cause}`)
-    lines.push(r.fixes.length === 1 ? 'fix:' : 'fix, for what sits in front:')
-    for (const f of r.fixes) lines.push(`  - ${f}`)
-  }
-  if (r.unsent > 0) lines.push(`${r.unsent} triggers could not be sent at all (connect or write failed): not counted as lost`)
-  return lines.join('\n') + '\n'
-}
-
 /** `rawtrigger doctor`. */
 export async function doctor (argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({

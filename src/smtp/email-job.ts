@@ -16,6 +16,8 @@ export const MAX_RECIPIENTS = 100_000
 export const EMAIL_MAX_BODY_BYTES = 16 * 1024 * 1024
 /** Recipients whose suppression state is read in one call. */
 const SUPPRESSION_BATCH = 100
+/** How long such an answer is used: an address suppressed meanwhile is skipped from then on. */
+const SUPPRESSION_FRESH_MS = 1_000
 /** Invalid addresses named in a 400 answer. */
 const INVALID_SHOWN = 20
 const DEFAULT_FROM = 'rawtrigger <rawtrigger@localhost.localdomain>'
@@ -161,8 +163,8 @@ export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload
   interface Run {
     ctx: JobContext<EmailPayload>
     message: MessageTemplate
-    /** Suppression reasons by window of SUPPRESSION_BATCH recipients, looked up once per window. */
-    suppressed: Map<number, Promise<Map<string, string>>>
+    /** Suppression reasons by window of SUPPRESSION_BATCH recipients, and when they were asked. */
+    suppressed: Map<number, { at: number, lookup: Promise<Map<string, string>> }>
   }
 
   function openRun (ctx: JobContext<EmailPayload>): Run {
@@ -178,17 +180,18 @@ export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload
   /** The suppression reason of recipient `index`, read with its window's neighbours in one call. */
   function suppression (run: Run, index: number): Promise<string | undefined> {
     const window = Math.floor(index / SUPPRESSION_BATCH)
-    let lookup = run.suppressed.get(window)
-    if (lookup === undefined) {
+    const now = Date.now()
+    let entry = run.suppressed.get(window)
+    if (entry === undefined || now - entry.at > SUPPRESSION_FRESH_MS) {
       const emails = run.ctx.payload.recipients.slice(window * SUPPRESSION_BATCH, (window + 1) * SUPPRESSION_BATCH).map((r) => r.email)
-      lookup = run.ctx.suppressions.suppressed(emails)
-      run.suppressed.set(window, lookup)
+      const lookup = run.ctx.suppressions.suppressed(emails)
+      entry = { at: now, lookup }
+      run.suppressed.set(window, entry)
       lookup.catch(() => run.suppressed.delete(window)) // asked again next time; the send reports it
-      // Windows far behind are not asked again in this pass: a later pass reads afresh.
       for (const old of run.suppressed.keys()) if (old < window - 2) run.suppressed.delete(old)
     }
     const r = run.ctx.payload.recipients[index] as Recipient
-    return lookup.then((m) => m.get(r.email.toLowerCase()))
+    return entry.lookup.then((m) => m.get(r.email.toLowerCase()))
   }
 
   async function sendOne (run: Run, index: number, attempts: number): Promise<DomainOutcome> {

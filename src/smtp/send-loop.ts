@@ -10,10 +10,15 @@ import type { DomainLimiter, DomainOutcome } from './domain-limits.ts'
 /** Items read ahead and held for busy domains, across domains. */
 export const PARK_MAX = 1_000
 /**
- * An item is held in memory only when its domain should take it within this time; the longer
- * waits stay in the store. It also bounds how long a held item can outlive a cancel unseen.
+ * An item is held in memory for a rate limit only when its domain should take it within this
+ * time; the longer waits stay in the store. Held items are not read again before they start: a
+ * cancel stops them once the run sees it (the lease renewal finds the job cancelled and aborts
+ * the run). With a domain concurrency of at least the pool's connections and no rate (the
+ * defaults: 5 and 5), nothing is ever held.
  */
 export const PARK_WAIT_MS = 2_000
+/** Items held for one domain: a quarter of PARK_MAX, so one domain cannot take all the room. */
+const PARK_PER_DOMAIN = PARK_MAX / 4
 /** Shortest sleep between passes, so a pass over nothing but paused domains cannot spin. */
 const PASS_PAUSE_MIN_MS = 50
 
@@ -112,15 +117,16 @@ async function onePass (ctx: JobContext<unknown>, o: SendLoopOptions, pass: numb
       start(item, domain)
       return true
     }
-    const long = wait !== Infinity && wait > PARK_WAIT_MS
-    if (limiter.paused(domain) || (long && pass === 1)) {
-      // Paused, or slow with the rest of the job still to read: the store keeps it for later.
+    // No room: a rate wait beyond PARK_WAIT_MS, or the domain's or the pass's share of held items used up.
+    const full = (wait !== Infinity && wait > PARK_WAIT_MS) || (queue?.length ?? 0) >= PARK_PER_DOMAIN || parkedCount >= PARK_MAX
+    if (limiter.paused(domain) || (full && pass === 1)) {
+      // Paused, or no room with the rest of the job still to read: the store keeps it for later.
       skipped++
       retryInMs = Math.min(retryInMs, limiter.waitMs(domain))
       return true
     }
     // From the second pass on, a slow domain is waited for in order: the rest were sent already.
-    if (long || parkedCount >= PARK_MAX) return false
+    if (full) return false
     if (queue === undefined) parked.set(domain, [item])
     else queue.push(item)
     parkedCount++

@@ -30,7 +30,7 @@ const HELP = `Usage: npm run faults -- [options]
   --flood-ms N         flood length, fault included          (default ${DEFAULTS.floodMs}; --quick ${QUICK.floodMs})
   --concurrency N      triggers in flight                     (default ${DEFAULTS.concurrency}; --quick ${QUICK.concurrency})
   --recipients N       recipients per flood job               (default ${DEFAULTS.recipients})
-  --down-ms N          Redis stopped / disk full at most this (default ${DEFAULTS.downMs}; --quick ${QUICK.downMs})
+  --down-ms N          Redis stopped, the disk full (at least) (default ${DEFAULTS.downMs}; --quick ${QUICK.downMs})
   --smtp-outage-ms N   SMTP server gone this long             (default ${DEFAULTS.smtpOutageMs}; --quick ${QUICK.smtpOutageMs})
   --big-job N          recipients of the SMTP-outage job      (default ${DEFAULTS.bigJob}; --quick ${QUICK.bigJob})
   --settle-ms N        time for every stored job to finish    (default ${DEFAULTS.settleMs}; --quick ${QUICK.settleMs})

@@ -15,7 +15,7 @@ export interface FaultOptions {
   concurrency: number
   /** Recipients per e-mail job of a flood. */
   recipients: number
-  /** How long a store down (Redis stopped, the disk full) stays down, at most (ms). */
+  /** How long Redis stays stopped, and the disk full at least (until 20 answers 503, 15 s at most) (ms). */
   downMs: number
   /** The SMTP outage of the big job (ms). */
   smtpOutageMs: number

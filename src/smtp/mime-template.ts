@@ -111,7 +111,7 @@ function toLine (encoder: MimeNode, r: Recipient): string {
   const at = r.email.lastIndexOf('@')
   const domain = r.email.slice(at + 1)
   // An ASCII host name without A-labels: nodemailer's domainToASCII only lower-cases it.
-  if (r.name !== undefined && /^[\w ]*$/.test(r.name) && !/xn--/i.test(domain)) {
+  if (r.name !== undefined && r.name !== '' && /^[\w ]*$/.test(r.name) && !/xn--/i.test(domain)) {
     const line = `To: ${r.name} <${r.email.slice(0, at)}@${domain.toLowerCase()}>`
     if (line.length <= 76) return `${line}\r\n`
   }

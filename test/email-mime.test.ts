@@ -167,6 +167,11 @@ describe('raw messages through the pooled mailer', () => {
     return { url: `smtp://127.0.0.1:${(server.server.address() as AddressInfo).port}`, messages }
   }
 
+  test('a DKIM key that is not a PEM private key fails when the mailer is created', () => {
+    assert.throws(() => createMailer({ url: 'smtp://127.0.0.1:1', dkim: { domainName: 'shop.example', keySelector: 's1', privateKey: 'not a key' } }),
+      { code: 'RT_ERR_CONFIG', message: /DKIM private key of shop\.example is not a PEM private key/ })
+  })
+
   test('DKIM signs every raw message: mailauth verifies each; one Message-ID, one signature', async (t) => {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
     const record = `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}`

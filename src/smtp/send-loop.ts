@@ -153,7 +153,10 @@ async function onePass (ctx: JobContext<unknown>, o: SendLoopOptions, pass: numb
       if (exhausted && parkedCount === 0 && head === undefined) break
       // Wait for a message to end (any job's: the limiter is shared), or for a held domain's
       // rate to allow the next one, or for the head to come within PARK_WAIT_MS of its turn.
-      const headMs = head === undefined ? Infinity : limiter.waitMs(head.domain, Date.now(), parked.get(head.domain)?.length ?? 0) - PARK_WAIT_MS
+      const headQueue = head === undefined ? 0 : parked.get(head.domain)?.length ?? 0
+      const headMs = head === undefined || headQueue >= PARK_PER_DOMAIN || parkedCount >= PARK_MAX
+        ? Infinity // it waits for held items to start, which ends of messages or nextMs bring
+        : limiter.waitMs(head.domain, Date.now(), headQueue) - PARK_WAIT_MS
       let ms = Math.min(nextMs, Math.max(1, headMs))
       if (ms === Infinity && inFlight.size === 0) ms = PASS_PAUSE_MIN_MS // only other jobs can free it
       const wake = ms === Infinity ? undefined : timer(ms)
@@ -162,6 +165,8 @@ async function onePass (ctx: JobContext<unknown>, o: SendLoopOptions, pass: numb
     }
   } finally {
     ctx.signal.removeEventListener('abort', onAbort)
+    // Stopped early: close the store's reader (a failure there has nothing left to stop).
+    if (!exhausted && items.return !== undefined) items.return(undefined).catch(() => {})
   }
   await Promise.all(inFlight)
   return { skipped, retryInMs: retryInMs === Infinity ? 0 : retryInMs }

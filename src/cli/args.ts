@@ -24,7 +24,8 @@ export function isUsageError (err: unknown): boolean {
 /** Prints an error with its code and exits: 2 for bad usage, 1 for everything else. */
 export function fail (err: unknown): never {
   if (err instanceof TriggerError) {
-    const cause = err.cause instanceof Error && 'code' in err.cause ? ` (${String(err.cause.code)})` : ''
+    const code = err.cause instanceof Error && 'code' in err.cause ? String(err.cause.code) : undefined
+    const cause = code === undefined || err.message.includes(code) ? '' : ` (${code})`
     process.stderr.write(`rawtrigger: ${err.code}: ${err.message}${cause}\n`)
     process.exit(isUsageError(err) ? 2 : 1)
   }

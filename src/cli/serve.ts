@@ -243,7 +243,8 @@ export async function serve (argv: string[]): Promise<void> {
       ...(options.retainMs === undefined ? {} : { retainMs: options.retainMs }),
     })
   }
-  if (queueUrl === undefined && writer !== undefined) options.store = new SqliteStore(options.dataDir ?? './data', { writer })
+  // Opened before the sink starts: a damaged or unwritable store fails first, naming its file.
+  if (queueUrl === undefined) options.store = new SqliteStore(options.dataDir ?? './data', writer === undefined ? {} : { writer })
   const email = await startEmailService(emailOptions(values, log))
   // doctor: the do-nothing job `rawtrigger doctor` fires to see which triggers arrive.
   options.handlers = { email: email.handler, [DOCTOR_JOB_TYPE]: doctorJob, ...options.handlers }

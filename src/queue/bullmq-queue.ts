@@ -57,6 +57,7 @@ export class BullmqQueue implements JobQueue {
   #lastError: Error | undefined
   #workers: Worker[] = []
   readonly #abort = new AbortController()
+  #readyWait: Promise<void> | undefined
 
   constructor (options: BullmqQueueOptions) {
     let url: URL
@@ -152,7 +153,9 @@ export class BullmqQueue implements JobQueue {
   #queueFor (type: string): Queue {
     let queue = this.#queues.get(type)
     if (queue === undefined) {
-      queue = new Queue(`jobs-${type}`, { connection: { url: this.#url }, prefix: this.#prefix })
+      // No offline queue: while Redis is away addBulk fails at once and intake answers 503, instead
+      // of holding the request (and its 202) through the outage.
+      queue = new Queue(`jobs-${type}`, { connection: { url: this.#url, enableOfflineQueue: false }, prefix: this.#prefix })
       queue.on('error', () => {})
       this.#queues.set(type, queue)
     }
@@ -162,7 +165,8 @@ export class BullmqQueue implements JobQueue {
   /** Waits for the connection (commands fail fast while it is down, so intake answers 503). */
   #ready (): Promise<void> {
     if (this.#redis.status === 'ready') return Promise.resolve()
-    return new Promise((resolve, reject) => {
+    // One wait (one 'ready' listener) shared by every call made while the connection is down.
+    this.#readyWait ??= new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#redis.off('ready', onReady)
         const last = this.#lastError // ECONNREFUSED and the like stay readable on the cause
@@ -174,7 +178,8 @@ export class BullmqQueue implements JobQueue {
         resolve()
       }
       this.#redis.once('ready', onReady)
-    })
+    }).finally(() => { this.#readyWait = undefined })
+    return this.#readyWait
   }
 
   async get (id: string): Promise<JobView | undefined> {

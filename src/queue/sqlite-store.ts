@@ -25,6 +25,17 @@ function isAlive (pid: number): boolean {
   }
 }
 
+/** A store that cannot be opened: which file, SQLite's reason, and what to do — never an empty queue. */
+function openError (file: string, cause: unknown): StoreError {
+  const code = String((cause as { code?: unknown }).code ?? '')
+  const hint = code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB'
+    ? 'the file is damaged: stop every serve on it, move it and its -wal and -shm files aside, restore a backup or start empty'
+    : code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY' || code === 'EACCES' || code === 'EROFS'
+      ? 'the data dir must be writable by this user (the file, its -wal and -shm, and the directory)'
+      : 'see the cause'
+  return new StoreError(`cannot open the job store ${file}: ${(cause as Error).message} (${code}); ${hint}`, { cause })
+}
+
 function storeError (op: string, cause: unknown): StoreError {
   const code = (cause as { code?: unknown }).code
   return new StoreError(`SQLite ${op} failed${typeof code === 'string' ? ` (${code})` : ''}`, { cause })
@@ -59,16 +70,17 @@ export class SqliteStore implements JobStore {
   readonly #suppressions: SuppressionList
 
   constructor (dataDir: string, options: SqliteStoreOptions = {}) {
+    const file = join(dataDir, 'rawtrigger.db')
     try {
       mkdirSync(dataDir, { recursive: true })
-      this.#db = new Database(join(dataDir, 'rawtrigger.db'), { timeout: BUSY_TIMEOUT_MS })
+      this.#db = new Database(file, { timeout: BUSY_TIMEOUT_MS })
       // auto_vacuum only takes effect on a new file before the first table, and before WAL.
       this.#db.pragma('auto_vacuum = INCREMENTAL')
       this.#db.pragma('journal_mode = WAL')
       this.#db.pragma('synchronous = NORMAL')
       this.#db.exec(SCHEMA)
     } catch (err) {
-      throw storeError(`open of ${dataDir}`, err)
+      throw openError(file, err)
     }
     const db = this.#db
     this.#stmt = {

@@ -25,7 +25,7 @@ export function isUsageError (err: unknown): boolean {
 export function fail (err: unknown): never {
   if (err instanceof TriggerError) {
     const code = err.cause instanceof Error && 'code' in err.cause ? String(err.cause.code) : undefined
-    const cause = code === undefined || err.message.includes(code) ? '' : ` (${code})`
+    const cause = code === undefined || err.message.includes(`(${code})`) ? '' : ` (${code})`
     process.stderr.write(`rawtrigger: ${err.code}: ${err.message}${cause}\n`)
     process.exit(isUsageError(err) ? 2 : 1)
   }

@@ -4,38 +4,23 @@
 // becomes: same origin as its own script, the receiver behind it. The Host rule of
 // src/server/access.ts must refuse it; a page on another origin must be stopped by the Origin rule.
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
+import { launch, skipWithoutChromium } from './helpers/browser.ts'
 import { getJob, getStats, postJob, request, tempDir, waitFor, type JsonResponse } from './helpers/receiver.ts'
 import { startServe, type ServeProcess } from './helpers/serve-process.ts'
 
-const CHROMIUM = '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync', '--no-first-run', '--disable-quic',
-  // The rebinding itself: the attacker's name now resolves to this machine.
-  '--host-resolver-rules=MAP evil.example 127.0.0.1',
-]
+/** The rebinding itself: the attacker's name now resolves to this machine. */
+const REBIND_ARGS = ['--host-resolver-rules=MAP evil.example 127.0.0.1']
 /** Mail of a few recipients through the embedded sink arrives in milliseconds; this is a guard. */
 const MAIL_MS = 10_000
 /** A `record` job of items this slow is still running when the test ends: it can be cancelled. */
 const SLOW_ITEM_MS = 60_000
 
-const absent = !existsSync(CHROMIUM)
-const skip = absent && process.env.CI === undefined
-  ? `${CHROMIUM} not found: install Debian's chromium (apt-get install chromium) to run the browser tests`
-  : false
-
-async function launch (t: TestContext): Promise<Browser> {
-  assert.ok(!absent, `${CHROMIUM} not found, and CI is set: the browser test must run in CI (.ci/run installs it)`)
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 })
-  t.after(() => browser.close())
-  return browser
-}
+const skip = skipWithoutChromium
 
 async function startServer (t: TestContext, args: string[]): Promise<ServeProcess> {
   const serve = await startServe(t, tempDir(t, 'rawtrigger-rebind-'), ['--sink-port', '0', '--log-level', 'warn', ...args])
@@ -116,7 +101,7 @@ async function accepted (res: Promise<JsonResponse>, what: string): Promise<stri
 const SERVE_ARGS = ['--concurrency', '2']
 
 test('a DNS-rebinding page (Host evil.example) gets 403 on every route and changes nothing', { skip, timeout: 90_000 }, async (t) => {
-  const browser = await launch(t)
+  const browser = await launch(t, REBIND_ARGS)
   const serve = await startServer(t, SERVE_ARGS)
   const base = serve.url
   const file = join(tempDir(t, 'rawtrigger-rebind-rec-'), 'records')
@@ -162,7 +147,7 @@ test('a DNS-rebinding page (Host evil.example) gets 403 on every route and chang
 })
 
 test('control: the same fetches from the real page (Host 127.0.0.1) succeed', { skip, timeout: 60_000 }, async (t) => {
-  const browser = await launch(t)
+  const browser = await launch(t, REBIND_ARGS)
   const serve = await startServer(t, SERVE_ARGS)
   const page = await browser.newPage()
   const nav = await page.goto(`${serve.url}/`)
@@ -191,7 +176,7 @@ async function startBlankSite (t: TestContext): Promise<number> {
 }
 
 test('a page on another origin cannot cancel a job or add a suppression (Origin rule)', { skip, timeout: 60_000 }, async (t) => {
-  const browser = await launch(t)
+  const browser = await launch(t, REBIND_ARGS)
   // Concurrency 0: jobs stay queued, so the job is cancellable throughout.
   const serve = await startServer(t, ['--concurrency', '0'])
   const base = serve.url

@@ -2,37 +2,23 @@
 // serve` (a child process, the embedded SMTP sink on port 0). Never `npx playwright install`.
 // UPDATE_SCREENSHOT=1 also writes docs/screenshot.png (the README's picture of the page).
 import assert from 'node:assert/strict'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
+import { launch, skipWithoutChromium } from './helpers/browser.ts'
 import { request, tempDir } from './helpers/receiver.ts'
 import { ROOT, startServe, type ServeProcess } from './helpers/serve-process.ts'
 import { startHeldWebApp } from './helpers/web-app.ts'
 
-const CHROMIUM = '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync', '--no-first-run', '--disable-quic',
-]
 /** The page must show the job this soon after Send (DESIGN.md: "at once"). */
 const CONFIRM_MS = 1_000
 /** 300 recipients through the embedded sink take well under a second here; this is a guard. */
 const DONE_MS = 30_000
 const PHONE_WIDTH = 375
 
-const absent = !existsSync(CHROMIUM)
-const skip = absent && process.env.CI === undefined
-  ? `${CHROMIUM} not found: install Debian's chromium (apt-get install chromium) to run the browser tests`
-  : false
-
-async function launch (t: TestContext): Promise<Browser> {
-  assert.ok(!absent, `${CHROMIUM} not found, and CI is set: the browser test must run in CI (.ci/run installs it)`)
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 })
-  t.after(() => browser.close())
-  return browser
-}
+const skip = skipWithoutChromium
 
 async function startServer (t: TestContext, args: string[] = []): Promise<ServeProcess> {
   const serve = await startServe(t, tempDir(t, 'rawtrigger-web-'), ['--sink-port', '0', '--log-level', 'warn', ...args])

@@ -103,11 +103,14 @@ function checkLocal (req: IncomingMessage): void {
   }
 }
 
-function bearerMatches (header: string | undefined, token: string): boolean {
-  if (header === undefined || !header.startsWith('Bearer ')) return false
-  const given = Buffer.from(header.slice(7).trim())
+/** Throws {@link UnauthorizedError} unless the request carries `Authorization: Bearer <token>` (constant-time). */
+function checkBearer (req: IncomingMessage, token: string): void {
+  const header = req.headers.authorization
+  const given = Buffer.from(header?.startsWith('Bearer ') === true ? header.slice(7).trim() : '')
   const expected = Buffer.from(token)
-  return given.length === expected.length && timingSafeEqual(given, expected)
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    throw new UnauthorizedError('/metrics needs Authorization: Bearer <--metrics-token>')
+  }
 }
 
 /**
@@ -122,9 +125,7 @@ export function checkAccess (config: AccessConfig, req: IncomingMessage, path: s
   const safe = SAFE_METHODS.has(req.method ?? 'GET')
   if (secret === undefined) {
     checkLocal(req)
-    if (rule === 'metrics' && config.metricsToken !== undefined && !bearerMatches(req.headers.authorization, config.metricsToken)) {
-      throw new UnauthorizedError('/metrics needs Authorization: Bearer <--metrics-token>')
-    }
+    if (rule === 'metrics' && config.metricsToken !== undefined) checkBearer(req, config.metricsToken)
     return { rule, verifyBody: false }
   }
   switch (rule) {
@@ -135,9 +136,7 @@ export function checkAccess (config: AccessConfig, req: IncomingMessage, path: s
       return { rule, verifyBody: false }
     case 'metrics':
       if (config.metricsToken === undefined) checkLocal(req)
-      else if (!bearerMatches(req.headers.authorization, config.metricsToken)) {
-        throw new UnauthorizedError('/metrics needs Authorization: Bearer <--metrics-token>')
-      }
+      else checkBearer(req, config.metricsToken)
       return { rule, verifyBody: false }
     case 'local-or-signed':
       // Signed reads only: a route outside the server's own (an embedder's) never sees verifyBody.

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { ItemEvent } from '../queue/handler.ts'
-import type { JobQueue } from '../queue/types.ts'
+import type { CommitStats, JobQueue } from '../queue/types.ts'
 
 
 /** The receiver's Prometheus metrics, on a registry of its own (several receivers may share a process). */
@@ -44,26 +44,21 @@ export function createMetrics (queue: JobQueue): Metrics {
       this.set((await queue.stats()).items.pending)
     },
   })
-  const commits = queue.commitStats === undefined ? undefined : () => queue.commitStats as NonNullable<JobQueue['commitStats']>
-  if (commits !== undefined) {
-    new Counter({ // eslint-disable-line no-new
-      name: 'rawtrigger_store_commits_total',
-      help: 'Writes of new jobs (SQLite commits); jobs per commit is the group-commit size.',
-      registers: [registry],
-      collect () {
-        this.reset()
-        this.inc(commits().commits)
-      },
-    })
-    new Counter({ // eslint-disable-line no-new
-      name: 'rawtrigger_store_committed_jobs_total',
-      help: 'Jobs those writes held (duplicates included).',
-      registers: [registry],
-      collect () {
-        this.reset()
-        this.inc(commits().jobs)
-      },
-    })
+  // Read at scrape time: SQLite commits or Redis batch writes of new jobs, and the jobs they held.
+  const stores: Array<[name: string, help: string, pick: (c: CommitStats) => number]> = [
+    ['rawtrigger_store_commits_total', 'Writes of new jobs (SQLite commits, Redis batch writes); jobs per commit is the group-commit size.', (c) => c.commits],
+    ['rawtrigger_store_committed_jobs_total', 'Jobs those writes held (duplicates included).', (c) => c.jobs],
+  ]
+  if (queue.commitStats !== undefined) {
+    for (const [name, help, pick] of stores) {
+      new Counter({ // eslint-disable-line no-new
+        name, help, registers: [registry],
+        collect () {
+          this.reset()
+          this.inc(pick(queue.commitStats ?? { commits: 0, jobs: 0 }))
+        },
+      })
+    }
   }
   return {
     registry, accepted, rejected, acceptSeconds,

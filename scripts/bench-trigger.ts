@@ -15,11 +15,11 @@
 import { parseArgs } from 'node:util'
 import type { FireManySummary } from 'rawtrigger'
 import {
-  awaitChild, CONTENDERS, fetchPost, httpClose, JOB, LABELS, makeFireTrigger, makeHttpKeepAlive, makeSpawn, type ContenderName,
+  awaitChild, CONTENDERS, fetchPost, httpClose, JOB, LABELS, makeFireTrigger, makeHttpKeepAlive, makeSpawn, PHP_CONTENDERS, type ContenderName,
 } from './bench/contenders.ts'
 import { addError, errorCode, measure, median, medianStats, type Measurement, type OnProgress } from './bench/measure.ts'
 import { loadLibrary, type LoadedLibrary } from './bench/library.ts'
-import { measurePhp, phpVersion } from './bench/php.ts'
+import { measurePhp, measurePhpClient, phpVersion } from './bench/php.ts'
 import { phase } from './bench/progress.ts'
 import { startReceiver, type Receiver } from './bench/receiver-client.ts'
 import {
@@ -30,8 +30,9 @@ import { loadAverage, machine, timeWaitSockets } from './bench/system.ts'
 const HELP = `Usage: npm run bench -- [options]
 
 Caller-blocking time (call → promise resolved) of sequential calls against one local receiver:
-rawtrigger trigger(), http.request (new connection, and keep-alive), fetch, a detached spawn,
-and PHP fsockopen+fwrite+fclose when php is installed. Then fireMany throughput.
+rawtrigger trigger() over TCP and a Unix socket, http.request (new connection, and keep-alive),
+fetch, a detached spawn, and, when php is installed, PHP fsockopen+fwrite+fclose over TCP and
+unix:// and the PHP client RawTrigger::fire. Then fireMany throughput.
 
 Options:
   --iterations N        measured calls per contender and run           (default 3000)
@@ -111,9 +112,9 @@ const loadAtStart = loadAverage()
 const php = phpVersion()
 const notes: string[] = []
 const contenders = selected.filter((c) => {
-  if (c !== 'php' || php !== undefined) return true
-  process.stderr.write('php not installed: skipped\n')
-  notes.push('php not installed: skipped')
+  if (!PHP_CONTENDERS.has(c) || php !== undefined) return true
+  process.stderr.write(`php not installed: ${c} skipped\n`)
+  notes.push(`php not installed: ${c} skipped`)
   return false
 })
 
@@ -127,6 +128,7 @@ try {
 const { lib, build } = loaded
 const fireTrigger = makeFireTrigger(lib.trigger)
 const receiver = await startReceiver()
+const fireTriggerUnix = makeFireTrigger(lib.trigger, receiver.socketPath)
 const request = lib.buildRequest(receiver.url, { body: JOB }) // the exact bytes trigger() sends; PHP and spawn send them too
 const keepAlive = makeHttpKeepAlive()
 const spawnOne = makeSpawn(receiver.port, request)
@@ -135,11 +137,14 @@ function runContender (name: ContenderName, onProgress: OnProgress): Promise<Mea
   const url = receiver.url
   switch (name) {
     case 'trigger': return measure(() => fireTrigger(url), warmup, iterations, onProgress, { pauseMs })
+    case 'trigger-unix': return measure(() => fireTriggerUnix(url), warmup, iterations, onProgress, { pauseMs })
     case 'http-close': return measure(() => httpClose(url), warmup, iterations, onProgress, { pauseMs })
     case 'http-keepalive': return measure(() => keepAlive.call(url), warmup, iterations, onProgress, { pauseMs })
     case 'fetch': return measure(() => fetchPost(url), warmup, iterations, onProgress, { pauseMs })
     case 'spawn': return measure(spawnOne, spawnWarmup, spawnIterations, onProgress, { after: awaitChild, pauseMs })
-    case 'php': return measurePhp(receiver.port, request, warmup, iterations, pauseMs)
+    case 'php': return measurePhp({ port: receiver.port }, request, warmup, iterations, pauseMs)
+    case 'php-unix': return measurePhp({ socketPath: receiver.socketPath }, request, warmup, iterations, pauseMs)
+    case 'php-client': return measurePhpClient(url, JOB, warmup, iterations, pauseMs)
   }
 }
 

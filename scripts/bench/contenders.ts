@@ -15,20 +15,27 @@ export const JOB = {
 } as const
 
 /** Names accepted by `--only`, in the order they run. */
-export const CONTENDERS = ['trigger', 'http-close', 'http-keepalive', 'fetch', 'spawn', 'php'] as const
+export const CONTENDERS = ['trigger', 'trigger-unix', 'http-close', 'http-keepalive', 'fetch', 'spawn', 'php', 'php-unix', 'php-client'] as const
 export type ContenderName = typeof CONTENDERS[number]
 
 /** The label printed in the table. */
 export const LABELS: Record<ContenderName, string> = {
   'trigger': 'rawtrigger trigger()',
+  'trigger-unix': 'rawtrigger trigger(), Unix socket',
   'http-close': 'http.request, agent:false (new conn, awaits 202)',
   'http-keepalive': 'http.request, keep-alive agent (awaits 202)',
   'fetch': 'fetch, keep-alive (awaits 202)',
   'spawn': 'spawn detached + unref (until spawn returns)',
   'php': 'PHP fsockopen+fwrite+fclose',
+  'php-unix': 'PHP fsockopen unix://+fwrite+fclose',
+  'php-client': 'PHP RawTrigger::fire (clients/php)',
 }
 
-export function makeFireTrigger (trigger: Library['trigger']): (url: string) => Promise<unknown> {
+/** Contenders that need `php` on PATH. */
+export const PHP_CONTENDERS: ReadonlySet<ContenderName> = new Set(['php', 'php-unix', 'php-client'])
+
+export function makeFireTrigger (trigger: Library['trigger'], socketPath?: string): (url: string) => Promise<unknown> {
+  if (socketPath !== undefined) return (url) => trigger(url, { body: JOB, socketPath })
   return (url) => trigger(url, { body: JOB })
 }
 

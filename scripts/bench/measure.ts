@@ -1,5 +1,6 @@
 // Timing loops and statistics: sequential calls, each timed with process.hrtime.bigint().
 import { constants } from 'node:os'
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks'
 
 /** Percentiles of one contender's caller-blocking times, in microseconds. */
 export interface Stats {
@@ -22,6 +23,26 @@ export interface Measurement {
   wallMs: number
   /** CPU time (user + system) of the calling process per measured call, µs: its own work, not waiting. */
   cpuUsPerCall: number
+  /** What the slowest 1 % of calls ran into (Node contenders only). */
+  tail?: Tail
+}
+
+/**
+ * Where the slowest calls (those above the run's p99) lost their time: a garbage collection of
+ * the calling process that overlapped the call, or the kernel taking the CPU away from it
+ * (involuntary context switches during the call: another process, such as the receiver, ran).
+ */
+export interface Tail {
+  /** Calls above p99. */
+  slow: number
+  /** Of them: overlapped a GC pause of the caller. */
+  gc: number
+  /** Of them: at least one involuntary context switch of the caller during the call. */
+  preempted: number
+  /** Of them: neither (timers, the event loop, the kernel's own work). */
+  other: number
+  /** Share of all measured calls with an involuntary context switch, for comparison. */
+  preemptedShareAll: number
 }
 
 /** Reports progress: calls done so far out of the total. */
@@ -90,6 +111,11 @@ export async function measure (
 ): Promise<Measurement> {
   const { after, pauseMs = 0 } = options
   const durations = new Float64Array(iterations)
+  const starts = new Float64Array(iterations) // performance.now() at each call, ms
+  const switches = new Uint8Array(iterations) // 1: preempted during the call
+  const gcs: PerformanceEntry[] = []
+  const observer = new PerformanceObserver((list) => { gcs.push(...list.getEntries()) })
+  observer.observe({ entryTypes: ['gc'] })
   const errors: Record<string, number> = {}
   let n = 0
   const total = warmup + iterations
@@ -100,6 +126,8 @@ export async function measure (
     if (i % PROGRESS_EVERY === 0) onProgress(i, total)
     if (pauseMs > 0) await sleep(pauseMs)
     let value: unknown
+    const switchesBefore = process.resourceUsage().involuntaryContextSwitches
+    const start = performance.now()
     const t0 = process.hrtime.bigint()
     try {
       value = fn()
@@ -109,7 +137,11 @@ export async function measure (
       continue
     }
     const t1 = process.hrtime.bigint()
-    if (i >= warmup) durations[n++] = Number(t1 - t0)
+    if (i >= warmup) {
+      starts[n] = start
+      switches[n] = process.resourceUsage().involuntaryContextSwitches > switchesBefore ? 1 : 0
+      durations[n++] = Number(t1 - t0)
+    }
     if (after !== undefined) {
       try {
         await after(value)
@@ -120,13 +152,36 @@ export async function measure (
   }
   const cpu = process.cpuUsage(cpuStart)
   onProgress(total, total)
+  await sleep(0) // the observer's last entries arrive on a later turn
+  observer.disconnect()
+  const s = stats(durations.subarray(0, n))
   return {
-    stats: stats(durations.subarray(0, n)),
+    stats: s,
     errors,
     calls: total,
     wallMs: performance.now() - wallStart,
     cpuUsPerCall: (cpu.user + cpu.system) / iterations,
+    tail: tailOf(s.p99, durations.subarray(0, n), starts, switches, gcs),
   }
+}
+
+function tailOf (p99Us: number, durations: Float64Array, starts: Float64Array, switches: Uint8Array, gcs: readonly PerformanceEntry[]): Tail {
+  const tail: Tail = { slow: 0, gc: 0, preempted: 0, other: 0, preemptedShareAll: 0 }
+  let preemptedAll = 0
+  for (let i = 0; i < durations.length; i++) {
+    preemptedAll += switches[i] ?? 0
+    const d = durations[i] ?? 0
+    if (d / 1_000 <= p99Us) continue
+    tail.slow++
+    const from = starts[i] ?? 0
+    const to = from + d / 1e6
+    const gc = gcs.some((g) => g.startTime < to && g.startTime + g.duration > from)
+    if (gc) tail.gc++
+    if (switches[i] === 1) tail.preempted++
+    if (!gc && switches[i] !== 1) tail.other++
+  }
+  tail.preemptedShareAll = durations.length === 0 ? 0 : preemptedAll / durations.length
+  return tail
 }
 
 /** The median of a list of numbers, NaN entries left out (NaN when none is left). */

@@ -1,6 +1,9 @@
 // Starts scripts/bench/receiver.mjs as a child process and talks to it over IPC.
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 const RECEIVER = new URL('./receiver.mjs', import.meta.url)
 const START_TIMEOUT_MS = 10_000 // child start-up and listen()
@@ -23,6 +26,8 @@ export interface ReceiverCounts {
 export interface Receiver {
   url: string
   port: number
+  /** The Unix socket the same receiver listens on (same handler, same counts). */
+  socketPath: string
   /** The child's process id, for the record. */
   pid: number
   count: () => Promise<ReceiverCounts>
@@ -40,7 +45,9 @@ function isMessage (value: unknown): value is { type: string, [key: string]: unk
 
 export async function startReceiver (): Promise<Receiver> {
   // execArgv: [] — the child must not inherit --cpu-prof, --import tsx or --conditions.
-  const child: ChildProcess = fork(RECEIVER, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const dir = mkdtempSync(join(tmpdir(), 'rawtrigger-bench-'))
+  const socketPath = join(dir, 'receiver.sock')
+  const child: ChildProcess = fork(RECEIVER, [socketPath], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => { onDone(new Error(`receiver did not listen within ${START_TIMEOUT_MS} ms`)) }, START_TIMEOUT_MS)
     function onMessage (message: unknown): void {
@@ -92,11 +99,13 @@ export async function startReceiver (): Promise<Receiver> {
   }
 
   async function close (): Promise<void> {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.disconnect() // the receiver exits on 'disconnect'
-    await exited
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit')
+      child.disconnect() // the receiver exits on 'disconnect'
+      await exited
+    }
+    rmSync(dir, { recursive: true, force: true })
   }
 
-  return { url: `http://127.0.0.1:${port}/jobs`, port, pid: child.pid ?? 0, count, settle, close }
+  return { url: `http://127.0.0.1:${port}/jobs`, port, socketPath, pid: child.pid ?? 0, count, settle, close }
 }

@@ -74,6 +74,15 @@ const PHP_FACTOR = 1.5 // trigger p50 ≤ 1.5 × PHP fsockopen p50
 const HTTP_FACTOR = 0.25 // trigger p50 ≤ 0.25 × http.request p50
 const FIRE_MANY_PER_SECOND = 15_000 // fireMany ≥ 15,000 triggers/s with 0 lost
 
+/** Issue #13: ratios of p50 (or p99) to a PHP figure; `[bar, goal]`. */
+const PHP_TARGETS = [
+  { a: 'trigger', b: 'php', stat: 'p50', bar: 1.5, goal: 1.2, label: 'trigger() TCP p50 ÷ PHP fsockopen TCP p50' },
+  { a: 'trigger', b: 'php', stat: 'p99', bar: 5, goal: 3, label: 'trigger() TCP p99 ÷ PHP fsockopen TCP p99' },
+  { a: 'trigger-unix', b: 'php', stat: 'p50', bar: 1.0, goal: 0.7, label: 'trigger() Unix p50 ÷ PHP fsockopen TCP p50' },
+  { a: 'trigger-unix', b: 'php-unix', stat: 'p50', bar: 1.5, goal: 1.2, label: 'trigger() Unix p50 ÷ PHP fsockopen unix:// p50' },
+  { a: 'php-client', b: 'php', stat: 'p50', bar: 1.3, goal: 1.1, label: 'PHP client p50 ÷ bare fsockopen p50' },
+] as const
+
 const us = (v: number): string => (Number.isNaN(v) ? '-' : v.toFixed(1))
 const int = (v: number): string => Math.round(v).toLocaleString('en-US')
 
@@ -90,6 +99,18 @@ export function checkTargets (contenders: readonly ContenderResult[], fire: Fire
     }
     const limit = factor * other
     checks.push({ target, measured: `${us(trigger)} µs vs limit ${us(limit)} µs (${label} p50 ${us(other)} µs)`, met: trigger <= limit })
+  }
+  for (const t of PHP_TARGETS) {
+    const a = contenders.find((c) => c.name === t.a)?.stats[t.stat]
+    const b = contenders.find((c) => c.name === t.b)?.stats[t.stat]
+    const target = `#13 ${t.label} ≤ ${t.bar}× (goal ${t.goal}×)`
+    if (a === undefined || b === undefined || Number.isNaN(a) || Number.isNaN(b)) {
+      checks.push({ target, measured: 'not measured', met: null })
+      continue
+    }
+    const ratio = a / b
+    const goal = ratio <= t.goal ? ', goal met' : ', goal not met'
+    checks.push({ target, measured: `${ratio.toFixed(2)}× (${us(a)} vs ${us(b)} µs)${ratio <= t.bar ? goal : ''}`, met: ratio <= t.bar })
   }
   versus('php', 'PHP fsockopen', PHP_FACTOR)
   versus('http-close', 'http.request agent:false', HTTP_FACTOR)
@@ -148,6 +169,15 @@ export function formatText (r: BenchResult): string {
     out.push('  CPU µs/call: user + system time of the calling process per call (PHP: its own process).')
   }
   for (const c of r.contenders) {
+    const tails = c.runs.flatMap((m) => (m.tail === undefined ? [] : [m.tail]))
+    const slow = tails.reduce((a, t) => a + t.slow, 0)
+    if (slow === 0) continue
+    const sum = (k: 'gc' | 'preempted' | 'other'): number => tails.reduce((a, t) => a + t[k], 0)
+    const share = tails.reduce((a, t) => a + t.preemptedShareAll, 0) / tails.length
+    out.push(`  ${c.name} tail: ${slow} calls above p99; ${sum('gc')} overlapped a GC, ${sum('preempted')} were preempted ` +
+      `(an involuntary context switch: ${(share * 100).toFixed(1)} % of all its calls were), ${sum('other')} neither`)
+  }
+  for (const c of r.contenders) {
     const missing = c.sent - c.received
     if (Object.keys(c.errors).length > 0 || missing !== 0) {
       out.push(`  ${c.name}: errors ${errorList(c.errors)}; receiver counted ${c.received} of ${c.sent} sent`)
@@ -174,7 +204,7 @@ export function formatText (r: BenchResult): string {
     if (f.runs.length > 1) out.push(`  median ${int(f.perSecond)} triggers/s; over all runs sent ${f.sent}, failed ${f.failed}, lost ${f.lost}`)
   }
   out.push('')
-  out.push('targets (issue #2)')
+  out.push('targets (issue #2; #13 where marked)')
   const targetRows = r.targets.map((t) => [t.target, t.measured, t.met === null ? 'not measured' : t.met ? 'met' : 'NOT met'])
   out.push(table(targetRows.map((row) => row.map((cell, i) => (i === 0 ? `  ${cell}` : cell))), new Set()))
   for (const note of r.notes) out.push(`note: ${note}`)

@@ -259,8 +259,8 @@ test('a record whose chunks were never queued (a crash between the two writes) r
   raw.defineCommand('rtCreateJobs', { lua: CREATE_JOBS })
   const rt = (kind: string): string => `${redis.prefix}:rt:${kind}`
   await (raw as unknown as { rtCreateJobs: (...a: Array<string | number>) => Promise<unknown> }).rtCreateJobs(
-    6, rt('stats'), rt('index'), rt('index:queued'), rt('seq'), rt(`job:${key}`), rt(`dedup:${key}`),
-    Date.now(), 'items', '{}', 12, 2, key, 6)
+    7, rt('stats'), rt('index'), rt('index:queued'), rt('seq'), rt('unchunked'), rt(`job:${key}`), rt(`dedup:${key}`),
+    Date.now(), 'items', '{}', 12, 2, key, 7)
   assert.equal(await waitingChunks(redis, 'items'), 0, 'the record has no chunk')
 
   // The sender got no 202 and resends, with a different body even: the first job's two chunks are queued.

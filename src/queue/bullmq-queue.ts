@@ -7,6 +7,7 @@ import { CHUNK_DONE, CHUNK_PAUSE, CHUNK_START, MARK_ITEM, SET_STATE, callScript,
 import { ChunkItems } from './bullmq-items.ts'
 import { RedisControl, summaryOf } from './redis-control.ts'
 import { RedisIntake, storeError, type ChunkData, type ChunkJob } from './redis-intake.ts'
+import { RedisSweep } from './redis-sweep.ts'
 import type {
   AddResult, CommitStats, ControlResult, JobErrorView, JobList, JobListQuery, JobQueue, JobView, NewJob, RunOptions,
   StoreStats, SuppressionList,
@@ -54,6 +55,7 @@ export class BullmqQueue implements JobQueue {
   readonly #suppressions: SuppressionList
   readonly #chunks: ChunkItems
   readonly #intake: RedisIntake
+  readonly #sweep: RedisSweep
   #lastError: Error | undefined
   #workers: Worker[] = []
   readonly #abort = new AbortController()
@@ -77,14 +79,15 @@ export class BullmqQueue implements JobQueue {
     // Reconnects by itself; each command reports its own failure, a wait for the connection this one.
     this.#redis.on('error', (err: Error) => { this.#lastError = err })
     this.#redis.on('ready', () => { this.#lastError = undefined })
-    this.#intake = new RedisIntake({
+    // Intake and the sweep write chunks the same way: one shape, one queue per type.
+    const chunks = {
       redis: this.#redis,
-      key: (kind, id) => this.#key(kind, id),
-      ready: () => this.#ready(),
-      chunkSize: this.#chunkSize,
-      chunkJob: (id, type, total, n, jobId) => this.#chunkJob(id, type, total, n, jobId),
-      queueFor: (type) => this.#queueFor(type),
-    })
+      key: (kind: string, id?: string) => this.#key(kind, id),
+      chunkJob: (id: string, type: string, total: number, n: number, jobId: string) => this.#chunkJob(id, type, total, n, jobId),
+      queueFor: (type: string) => this.#queueFor(type),
+    }
+    this.#intake = new RedisIntake({ ...chunks, ready: () => this.#ready(), chunkSize: this.#chunkSize })
+    this.#sweep = new RedisSweep(chunks)
     this.#redis.defineCommand('rtState', { numberOfKeys: 3, lua: SET_STATE })
     this.#redis.defineCommand('rtMark', { numberOfKeys: 4, lua: MARK_ITEM })
     this.#redis.defineCommand('rtChunkDone', { numberOfKeys: 5, lua: CHUNK_DONE })
@@ -108,6 +111,8 @@ export class BullmqQueue implements JobQueue {
   retry (id: string): Promise<ControlResult | undefined> { return this.#wrap('write', () => this.#control.retry(id)) }
   cancel (id: string): Promise<ControlResult | undefined> { return this.#wrap('write', () => this.#control.cancel(id)) }
   purge (before: number): Promise<number> { return this.#wrap('purge', () => this.#control.purge(before)) }
+  /** Queues the chunks of records stored without them, a few seconds old ({@link RedisSweep}); `start()` sweeps every 2 s. */
+  sweep (): Promise<number> { return this.#wrap('sweep', () => this.#sweep.sweep()) }
 
   get suppressions (): SuppressionList {
     return this.#suppressions
@@ -215,6 +220,8 @@ export class BullmqQueue implements JobQueue {
   }
 
   start (options: RunOptions): void {
+    // Every process sweeps, a receive-only one too: the chunks it queues are run by any worker.
+    this.#sweep.start(options.log)
     if (options.concurrency === 0) return
     const lockDuration = options.leaseMs ?? CHUNK_LOCK_MS
     for (const type of options.handlers.keys()) {
@@ -273,6 +280,7 @@ export class BullmqQueue implements JobQueue {
 
   async stop (graceMs: number): Promise<void> {
     this.#abort.abort(new Error('receiver stopping'))
+    await this.#sweep.stop()
     if (this.#workers.length === 0) return
     let timer: NodeJS.Timeout | undefined
     const grace = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, graceMs, 'timeout') })
@@ -284,6 +292,7 @@ export class BullmqQueue implements JobQueue {
   }
 
   async close (): Promise<void> {
+    await this.#sweep.stop()
     await Promise.all(this.#workers.map((w) => w.close(true)))
     await Promise.all([...this.#queues.values()].map((q) => q.close()))
     this.#redis.disconnect()

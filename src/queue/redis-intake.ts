@@ -57,6 +57,7 @@ export class RedisIntake {
   readonly #queueFor: (type: string) => Queue
   readonly #jobKey: string
   readonly #dedupKey: string
+  readonly #unchunkedKey: string
   readonly #intakeKeys: string[]
   #batch: Batch | undefined
   #writing = 0
@@ -72,7 +73,8 @@ export class RedisIntake {
     this.#jobKey = key('job') + ':'
     this.#dedupKey = key('dedup') + ':'
     // Before the job keys in every intake call; the queued index is the one REINDEX names.
-    this.#intakeKeys = [key('stats'), key('index'), key('index', 'queued'), key('seq')]
+    this.#unchunkedKey = key('unchunked')
+    this.#intakeKeys = [key('stats'), key('index'), key('index', 'queued'), key('seq'), this.#unchunkedKey]
     redis.defineCommand('rtCreateJobs', { lua: CREATE_JOBS }) // KEYS counted per call
   }
 
@@ -121,12 +123,11 @@ export class RedisIntake {
         args.push(a.type, a.payload, a.items, a.chunks, a.id, dedup)
       }
       const replies = await callScript(this.#redis, 'rtCreateJobs', keys.length, ...keys, ...args) as CreateReply[]
-      // The records are in Redis, their chunks not yet. A crash here, or a failed addBulk (503 to
-      // every add of the batch), leaves records that no chunk runs; nobody was told 202, so the
-      // senders resend. A resend with the same webhook-id is a duplicate, and a duplicate's chunks
-      // are queued again, of the first job's size, not its own: that mends it. Chunk ids are
-      // fixed, so BullMQ adds each once. A resend without a webhook-id is a new job: the first
-      // record stays queued with nothing to run it, as it did before batching.
+      // The records are in Redis (and in the unchunked index), their chunks not yet. A crash here,
+      // or a failed addBulk (503 to every add of the batch), leaves records that no chunk runs:
+      // the sweep (redis-sweep.ts) queues their chunks a few seconds later. A resend with the same
+      // webhook-id is a duplicate, and a duplicate's chunks are queued again, of the first job's
+      // size, not its own: that mends it sooner. Chunk ids are fixed, so BullMQ adds each once.
       const chunks = new Map<string, ChunkJob[]>()
       const queued = new Set<string>()
       const results = adds.map((a, i): AddResult => {
@@ -143,6 +144,8 @@ export class RedisIntake {
         return { id, duplicate: created === 0 }
       })
       await Promise.all([...chunks].map(([type, list]) => this.#queueFor(type).addBulk(list)))
+      // Not awaited: should it fail, the sweep finds the records and adds chunks BullMQ already has.
+      if (queued.size > 0) this.#redis.zrem(this.#unchunkedKey, ...queued).catch(() => {})
       this.#commits.commits++
       this.#commits.jobs += adds.length
       for (let i = 0; i < adds.length; i++) adds[i]!.resolve(results[i]!)

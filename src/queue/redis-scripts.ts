@@ -20,8 +20,8 @@ end
 
 /**
  * Intake of a batch of jobs in one call (issue 11: one round trip per event-loop turn, not per job).
- * KEYS: stats, index, index:queued, seq, then each job's job key, then the dedup keys of the jobs
- * that have one. ARGV: now, then per job: type, payload, total, chunks, id, and the position of its
+ * KEYS: stats, index, index:queued, seq, unchunked, then each job's job key, then the dedup keys of
+ * the jobs that have one. ARGV: now, then per job: type, payload, total, chunks, id, and the position of its
  * dedup key in KEYS (0: none; a job without one is a duplicate only when its id exists).
  * Jobs are taken in order, so a job of the batch with the dedup key of an earlier one is its
  * duplicate. Returns one reply per job: { 1, id } when created; { 0, first id, total, chunks,
@@ -29,6 +29,8 @@ end
  * job's shape, so the caller can queue its chunks again (they may be missing after a crash); or
  * { 0, first id } when that record is gone. The first job's record is read under a key derived
  * from the job key, as REINDEX derives its keys. The index orders jobs for `GET /jobs`, newest first.
+ * A new job also enters `unchunked` (scored by now) until the caller has queued its chunks: what
+ * is left there after a crash or a failed addBulk is what the sweep (redis-sweep.ts) queues.
  */
 export const CREATE_JOBS = `
 local out = {}
@@ -36,7 +38,7 @@ local queued, items = 0, 0
 local n = #ARGV / 6
 for i = 1, n do
   local a = 6 * i - 4
-  local job, total, id, d = KEYS[4 + i], ARGV[a + 2], ARGV[a + 4], tonumber(ARGV[a + 5])
+  local job, total, id, d = KEYS[5 + i], ARGV[a + 2], ARGV[a + 4], tonumber(ARGV[a + 5])
   local first = d > 0 and redis.call('GET', KEYS[d]) or nil
   local firstJob = job
   if first then
@@ -59,6 +61,7 @@ for i = 1, n do
     redis.call('HSET', job, unpack(fields))
     redis.call('ZADD', KEYS[2], seq, id)
     redis.call('ZADD', KEYS[3], seq, id)
+    redis.call('ZADD', KEYS[5], ARGV[1], id)
     queued = queued + 1
     items = items + tonumber(total)
     out[i] = { 1, id }

@@ -146,6 +146,12 @@ export class BadJsonError extends RequestError {
   override name = 'BadJsonError'
 }
 
+/** A `POST /bounces` body is none of the bounce formats (SES via SNS, Postmark, an RFC 3464 DSN) (400). */
+export class BadBounceError extends RequestError {
+  override readonly code = 'RT_ERR_BAD_BOUNCE'
+  override name = 'BadBounceError'
+}
+
 /** The payload breaks the job type's schema (400); `field` names the first bad field. */
 export class ValidationError extends RequestError {
   override readonly code = 'RT_ERR_VALIDATION'

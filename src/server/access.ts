@@ -37,6 +37,7 @@ export const ACCESS_TABLE: readonly RouteAccess[] = [
   { path: /^\/jobs\//, rule: 'signed' },
   { path: '/suppressions', rule: 'signed' },
   { path: /^\/suppressions\//, rule: 'signed' },
+  { path: '/bounces', rule: 'signed' },
   { path: '/', rule: 'local' },
   { path: /^\/static\//, rule: 'local' },
   { path: '/campaigns', rule: 'local' },

@@ -9,6 +9,8 @@ export interface Metrics {
   accepted: Counter
   rejected: Counter<'reason'>
   acceptSeconds: Histogram
+  /** `POST /bounces` events by source (ses, postmark, dsn) and kind (hard, complaint, unsubscribe, soft, ignored). */
+  bounces: Counter<'source' | 'kind'>
   observeItem (event: ItemEvent): void
 }
 
@@ -24,6 +26,7 @@ export function createMetrics (queue: JobQueue): Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   })
+  const bounces = new Counter({ name: 'rawtrigger_bounces_total', help: 'Bounce and complaint events of POST /bounces, by source and kind (hard, complaint and unsubscribe are suppressed).', labelNames: ['source', 'kind'], registers: [registry] })
   const items = new Counter({ name: 'rawtrigger_emails_total', help: 'E-mail outcomes: sent, failed, retry (temporary failure), suppressed.', labelNames: ['outcome'], registers: [registry] })
   const replies = new Counter({ name: 'rawtrigger_smtp_replies_total', help: 'SMTP reply codes of failed or retried sends.', labelNames: ['code'], registers: [registry] })
   new Gauge({ // eslint-disable-line no-new -- registered on creation, read at scrape time
@@ -61,7 +64,7 @@ export function createMetrics (queue: JobQueue): Metrics {
     }
   }
   return {
-    registry, accepted, rejected, acceptSeconds,
+    registry, accepted, rejected, acceptSeconds, bounces,
     observeItem (event) {
       items.inc({ outcome: event.outcome })
       if (event.code !== undefined) replies.inc({ code: String(event.code) })

@@ -7,6 +7,7 @@ import type { JobHandler } from '../queue/handler.ts'
 import type { JobQueue } from '../queue/types.ts'
 import { verifyBody, type Access, type AccessConfig } from './access.ts'
 import { peerOf } from './auth.ts'
+import { bounceRoute } from './bounce-route.ts'
 import { controlRoute } from './control-routes.ts'
 import type { Metrics } from './metrics.ts'
 import { readBody } from './body.ts'
@@ -136,6 +137,7 @@ export function route (ctx: RouteContext, req: IncomingMessage, res: ServerRespo
     return true
   }
   if (controlRoute(ctx, req, res, path, access)) return true
+  if (bounceRoute(ctx, req, res, path, access)) return true
   const match = JOB_PATH_RE.exec(path)
   if (match === null) return false
   const name = match[1] as string

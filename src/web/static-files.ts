@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url'
 const FILES: Record<string, { file: string, type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/static/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  '/static/dom.js': { file: 'dom.js', type: 'text/javascript; charset=utf-8' },
+  '/static/jobs.js': { file: 'jobs.js', type: 'text/javascript; charset=utf-8' },
   '/static/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
 }
 

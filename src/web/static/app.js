@@ -1,5 +1,7 @@
 // The campaign page: preview counts, send, live progress (polling GET /campaigns/:id), caught e-mails.
 // Plain browser JavaScript, served as is; every value from the server goes in through textContent.
+// The jobs view is jobs.js; a sent campaign is announced to it with a `campaign:sent` event.
+import { api, el, plural } from './dom.js'
 
 const POLL_MS = 250 // progress of a running campaign
 const MAILBOX_POLL_MS = 1000 // caught e-mails while a campaign runs
@@ -20,28 +22,6 @@ let current = null // the campaign being shown: { id, since, timer }
 let mailboxTimer = 0
 let mailboxLimit = MAILBOX_PAGE
 let selectedMail = ''
-
-/** Builds an element: el('p', { class: 'x' }, 'text', child). */
-function el (tag, attrs = {}, ...children) {
-  const node = document.createElement(tag)
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) node.setAttribute(k, String(v))
-  node.append(...children.filter((c) => c !== undefined && c !== null))
-  return node
-}
-
-async function api (method, path, body) {
-  const res = await fetch(path, {
-    method,
-    headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    cache: 'no-store',
-  })
-  let json = null
-  try { json = await res.json() } catch { json = null }
-  return { status: res.status, json }
-}
-
-const plural = (n, one, many = one + 's') => `${n.toLocaleString()} ${n === 1 ? one : many}`
 
 function showError (message, field) {
   const box = $('form-error')
@@ -120,6 +100,7 @@ form.addEventListener('submit', async (event) => {
     }
     history.replaceState(null, '', `#job=${json.id}`)
     showCampaign(json.id, { ...json, answeredMs })
+    document.dispatchEvent(new CustomEvent('campaign:sent', { detail: { id: json.id } }))
   } catch (err) {
     showError(`the server did not answer: ${err.message}`)
   } finally {

@@ -4,6 +4,7 @@
 // got a 5xx, Cancel on a large job that the slow server keeps running. Never `npx playwright install`.
 // UPDATE_SCREENSHOT=1 also writes docs/screenshot.png (the README's picture of the page).
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -226,4 +227,23 @@ test('jobs view: newest first, a page of 10 at a time; Cancel stops a large runn
     }
     assert.deepEqual(pageErrors, [])
   })
+})
+
+test('jobs view with --secret: /jobs needs a signature the page cannot make; the view says so', { skip, timeout: 60_000 }, async (t) => {
+  const secret = `whsec_${randomBytes(32).toString('base64')}`
+  const serve = await startServe(t, tempDir(t, 'rawtrigger-web-jobs-'), ['--secret', secret, '--sink-port', '0', '--log-level', 'warn'])
+  t.after(async () => {
+    if (serve.child.exitCode === null && serve.child.signalCode === null) {
+      serve.kill('SIGTERM')
+      await serve.exited
+    }
+  })
+  const browser = await launch(t)
+  const page = await browser.newPage()
+  const listings: number[] = []
+  page.on('response', (res) => { if (new URL(res.url()).pathname === '/jobs') listings.push(res.status()) })
+  await page.goto(serve.url + '/')
+  await waitForText(page, '#jobs-status', /--secret: \/jobs answers signed requests only/, 5_000)
+  assert.deepEqual(listings, [401], 'the listing is refused')
+  assert.equal(await page.locator('[data-job-row]').count(), 0)
 })

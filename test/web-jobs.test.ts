@@ -128,6 +128,9 @@ test('jobs view: a campaign\'s 5xx failures with the SMTP reply; Retry failed se
     await waitForText(page, cell(id, 'sent'), '4')
     await waitForText(page, cell(id, 'state'), 'done')
     assert.equal(await page.locator(cell(id, 'failed')).textContent(), '0')
+    // The Progress panel, which had stopped at done, follows the retried campaign too.
+    await waitForText(page, '[data-progress]', '4/4')
+    assert.equal(await page.locator('[data-failed]').textContent(), '0')
     await waitForText(page, `${detail(id)} [data-job-state]`, 'done')
     assert.equal(await page.locator(`${detail(id)} .failures`).isHidden(), true)
     assert.equal(await retry.isEnabled(), false, 'nothing is left to retry')

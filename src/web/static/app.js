@@ -1,6 +1,7 @@
 // The campaign page: preview counts, send, live progress (polling GET /campaigns/:id), caught e-mails.
 // Plain browser JavaScript, served as is; every value from the server goes in through textContent.
-// The jobs view is jobs.js; a sent campaign is announced to it with a `campaign:sent` event.
+// The jobs view is jobs.js: a sent campaign is announced to it (`campaign:sent`), and it announces a
+// retry or cancel (`job:changed`).
 import { api, el, plural } from './dom.js'
 
 const POLL_MS = 250 // progress of a running campaign
@@ -268,6 +269,11 @@ function showMail (m) {
     el('details', {}, el('summary', {}, 'Source (first 4 KiB)'), el('pre', { class: 'mail-source' }, m.head.replace(/\r\n/g, '\n'))))
   view.focus()
 }
+
+// Retried or cancelled in the jobs view: the campaign shown here follows again.
+document.addEventListener('job:changed', (event) => {
+  if (current?.id === event.detail.id) { clearTimeout(current.timer); poll() }
+})
 
 $('mailbox-refresh').addEventListener('click', refreshMailbox)
 $('mailbox-show-more').addEventListener('click', () => {

@@ -154,7 +154,7 @@ function buildDetail (id) {
     el('h3', {}, 'Job ', el('code', {}, id)),
     el('dl', { class: 'facts' }),
     el('div', { class: 'actions' }, retry, cancel),
-    el('p', { class: 'action-result', role: 'status', 'aria-live': 'polite', 'data-action-result': '' }),
+    el('p', { class: 'action-result', role: 'status', 'aria-live': 'polite', tabindex: -1, 'data-action-result': '' }),
     el('div', { class: 'failures', hidden: '' }, el('h4', {}, 'Failed recipients, with the SMTP reply'), el('ol', { 'data-job-failures': '' })))
   view.replaceChildren(box)
   return box
@@ -175,7 +175,11 @@ async function act (id, verb) {
   }
   busy = false
   if (selected?.id === id) selected.note = note
+  document.dispatchEvent(new CustomEvent('job:changed', { detail: { id } })) // the Progress panel may show it
+  const pressed = document.activeElement
   await refresh()
+  // The pressed button no longer applies (a job cancelled once): keep the keyboard on the answer.
+  if (pressed?.disabled === true) view.querySelector('[data-action-result]')?.focus()
 }
 
 $('jobs-refresh').addEventListener('click', refresh)

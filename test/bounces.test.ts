@@ -81,6 +81,9 @@ test('the DSN parser reads what mailparser reads, whatever the line ends and how
   assert.deepEqual(report.events.map((e) => [e.email, e.kind]), [['nobody@example.net', 'hard'], ['later@example.com', 'soft']])
   const part = (await mailparserRecipients(dsnCrlf())).text
   assert.deepEqual(parseBounce('message/delivery-status', Buffer.from(part)).events.map((e) => e.kind), ['hard', 'soft'])
+  // A DSN forwarded as an attachment of another message.
+  const forward = `From: postmaster@news.example.org\nSubject: Fwd: Undelivered Mail\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=outer\n\n--outer\nContent-Type: text/plain\n\nSee attached.\n--outer\nContent-Type: message/rfc822\n\n${message}\n--outer--\n`
+  assert.deepEqual(parseBounce(DSN_TYPE, Buffer.from(forward)).events.map((e) => [e.email, e.kind]), [['nobody@example.net', 'hard'], ['later@example.com', 'soft']])
   // A delivery-status part in base64 (some MTAs encode every part) reads the same.
   const encoded = dsnCrlf().toString('utf8').replace(/Content-Type: message\/delivery-status\r\n\r\n([\s\S]*?)\r\n--3F2A/, (_, text: string) =>
     `Content-Type: message/delivery-status\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(text).toString('base64').replace(/.{76}/g, '$&\r\n')}\r\n--3F2A`)

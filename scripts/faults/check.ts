@@ -1,6 +1,7 @@
 // The checker: compares what the clients were promised (every webhook-id answered 202) with what
 // the store holds once the fault is over, read back through serve's own API (GET /jobs pages, then
 // GET /jobs/:id for anything the pages did not show), and with what the SMTP sink received.
+import { sign, type Secret } from 'rawtrigger'
 import type { Outcome } from './flood.ts'
 import type { SmtpSink } from './smtp-sink.ts'
 import { sleep } from './scope.ts'
@@ -80,8 +81,10 @@ export function clientFigures (outcomes: readonly Outcome[]): ClientFigures {
   return { sent: outcomes.length, acked, outcomes: counts, unavailableWithoutCode, wrongAnswers }
 }
 
-async function getJson (url: string): Promise<{ status: number, json: unknown }> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) })
+/** A GET, signed over the empty body when serve has a secret (GET /jobs then needs it). */
+async function getJson (url: string, secret?: Secret): Promise<{ status: number, json: unknown }> {
+  const headers = secret === undefined ? {} : sign(secret, '')
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) })
   const text = await res.text()
   let json: unknown
   try {
@@ -93,12 +96,12 @@ async function getJson (url: string): Promise<{ status: number, json: unknown }>
 }
 
 /** Every job serve lists, newest first, page by page; ids listed twice are counted. */
-export async function listStored (url: string): Promise<{ jobs: Map<string, StoredJob>, listedTwice: number }> {
+export async function listStored (url: string, secret?: Secret): Promise<{ jobs: Map<string, StoredJob>, listedTwice: number }> {
   const jobs = new Map<string, StoredJob>()
   let listedTwice = 0
   let before: string | undefined
   for (;;) {
-    const page = await getJson(`${url}/jobs?limit=${PAGE}${before === undefined ? '' : `&before=${encodeURIComponent(before)}`}`)
+    const page = await getJson(`${url}/jobs?limit=${PAGE}${before === undefined ? '' : `&before=${encodeURIComponent(before)}`}`, secret)
     if (page.status !== 200) throw new Error(`GET /jobs answered ${page.status}: ${JSON.stringify(page.json)}`)
     const { jobs: list, next } = page.json as { jobs: StoredJob[], next?: string }
     for (const job of list) {
@@ -151,15 +154,15 @@ export async function waitSettled (url: string, timeoutMs: number, idleMs = 15_0
 }
 
 /** Compares the acknowledged ids with what `url` stores (after the fault, on a settled store). */
-export async function storeFigures (url: string, outcomes: readonly Outcome[]): Promise<{ figures: StoreFigures, jobs: Map<string, StoredJob> }> {
-  const { jobs, listedTwice } = await listStored(url)
+export async function storeFigures (url: string, outcomes: readonly Outcome[], secret?: Secret): Promise<{ figures: StoreFigures, jobs: Map<string, StoredJob> }> {
+  const { jobs, listedTwice } = await listStored(url, secret)
   const sent = new Set(outcomes.map((o) => o.id))
   const acked = new Set(outcomes.filter((o) => o.status === 202).map((o) => o.id))
   const lostIds: string[] = []
   for (const id of acked) {
     if (jobs.has(id)) continue
     // Not in the pages: asked one by one, so a listing bug is not taken for a lost job.
-    const one = await getJson(`${url}/jobs/${encodeURIComponent(id)}`)
+    const one = await getJson(`${url}/jobs/${encodeURIComponent(id)}`, secret)
     if (one.status === 200) jobs.set(id, one.json as StoredJob)
     else lostIds.push(id)
   }

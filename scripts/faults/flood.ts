@@ -8,7 +8,7 @@
 // agent (one request at a time per connection, `concurrency` connections); `php` is PHP's own
 // fsockopen, one php process per slot (php-client.ts), where php is installed.
 import http from 'node:http'
-import { trigger, TriggerError } from 'rawtrigger'
+import { sign, trigger, TriggerError, type Secret } from 'rawtrigger'
 import { startPhpFlood } from './php-client.ts'
 import { sleep } from './scope.ts'
 
@@ -45,6 +45,8 @@ export interface FloodOptions {
   recipients: number
   /** Prefix of every webhook-id: `<prefix>-<n>`. */
   idPrefix: string
+  /** Signs every trigger (Standard Webhooks, the webhook-id as the message id). */
+  secret?: Secret
 }
 
 /** A running flood. */
@@ -99,10 +101,11 @@ function errorName (err: unknown): string {
 type Answer = Pick<Outcome, 'status' | 'code' | 'bodyId' | 'duplicate'>
 type Fire = (url: string, id: string) => Promise<Answer>
 
-function newConnectionClient (body: Record<string, unknown>): Fire {
+function newConnectionClient (body: Record<string, unknown>, secret: Secret | undefined): Fire {
   return async (url, id) => {
     const result = await trigger(`${url}/jobs/email`, {
       ack: true, body, headers: { 'webhook-id': id }, connectTimeoutMs: CONNECT_TIMEOUT_MS, ackTimeoutMs: ANSWER_TIMEOUT_MS,
+      ...(secret === undefined ? {} : { secret }),
     })
     const raw = result.response ?? ''
     const at = raw.indexOf('\r\n\r\n')
@@ -110,12 +113,13 @@ function newConnectionClient (body: Record<string, unknown>): Fire {
   }
 }
 
-function keepAliveClient (body: Record<string, unknown>, agent: http.Agent): Fire {
+function keepAliveClient (body: Record<string, unknown>, agent: http.Agent, secret: Secret | undefined): Fire {
   const payload = JSON.stringify(body)
   return (url, id) => new Promise((resolve, reject) => {
+    const signed = secret === undefined ? { 'webhook-id': id } : sign(secret, payload, { id })
     const req = http.request(`${url}/jobs/email`, {
       method: 'POST', agent, timeout: ANSWER_TIMEOUT_MS,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'webhook-id': id },
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...signed },
     }, (res) => {
       let text = ''
       res.setEncoding('utf8').on('data', (s: string) => { text += s })
@@ -129,18 +133,18 @@ function keepAliveClient (body: Record<string, unknown>, agent: http.Agent): Fir
 }
 
 /** A Node client; `php` resends through trigger(), like `new-connection`. */
-function clientFor (mode: ClientMode, recipients: number, agent: http.Agent): Fire {
+function clientFor (mode: ClientMode, recipients: number, agent: http.Agent, secret?: Secret): Fire {
   const body = jobBody(recipients)
-  return mode === 'keep-alive' ? keepAliveClient(body, agent) : newConnectionClient(body)
+  return mode === 'keep-alive' ? keepAliveClient(body, agent, secret) : newConnectionClient(body, secret)
 }
 
 /**
  * Fires each of `ids` once at `url` (e.g. a client resending what was never acknowledged, with the
  * same webhook-id), `concurrency` at a time; the answers count as phase `after`.
  */
-export async function fireOnce (mode: ClientMode, url: string, ids: readonly string[], concurrency: number, recipients: number): Promise<Outcome[]> {
+export async function fireOnce (mode: ClientMode, url: string, ids: readonly string[], concurrency: number, recipients: number, secret?: Secret): Promise<Outcome[]> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency })
-  const fire = clientFor(mode, recipients, agent)
+  const fire = clientFor(mode, recipients, agent, secret)
   const outcomes: Outcome[] = []
   let next = 0
   const loop = async (): Promise<void> => {
@@ -162,7 +166,7 @@ export async function fireOnce (mode: ClientMode, url: string, ids: readonly str
 export function startFlood (options: FloodOptions): Flood {
   if (options.mode === 'php') return startPhpFlood(options.targets, options.concurrency, jobBody(options.recipients), options.idPrefix)
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency })
-  const fire = clientFor(options.mode, options.recipients, agent)
+  const fire = clientFor(options.mode, options.recipients, agent, options.secret)
   const outcomes: Outcome[] = []
   let phase: Phase = 'before'
   let next = 0

@@ -18,7 +18,7 @@ import { floodAround, verifyStore } from './verify.ts'
 const RECOVERY_LIMIT_MS = 30_000
 
 /** serve on Redis: a 2 s chunk lock, so a dead worker's chunk is taken over within about 4 s. */
-function redisArgs (ctx: FaultContext, redisUrl: string, prefix: string, smtpUrl: string, port: number): string[] {
+export function redisArgs (ctx: FaultContext, redisUrl: string, prefix: string, smtpUrl: string, port: number): string[] {
   return ['--port', String(port), '--queue', redisUrl, '--queue-prefix', prefix, '--data-dir', ctx.scope.tempDir('unused'),
     '--smtp', smtpUrl, '--smtp-max-connections', String(ctx.options.poolSize), '--retry-base-ms', '500', '--lease-ms', '2000', '--log-level', 'warn']
 }

@@ -1,6 +1,7 @@
 // The two halves every flood fault shares: a flood with the fault injected in its middle, and the
 // standard checks on what came out — nothing acknowledged lost, nothing invented, nothing stored
 // twice, every stored job done, every recipient of a stored job mailed (duplicates bounded).
+import type { Secret } from 'rawtrigger'
 import { clientFigures, mailFigures, storeFigures, waitSettled } from './check.ts'
 import { fireOnce, startFlood, type ClientMode, type Flood, type Outcome } from './flood.ts'
 import type { FaultContext } from './options.ts'
@@ -21,7 +22,7 @@ export interface FloodRun {
  * Floods `targets` for half of `floodMs`, runs `fault` (answers meanwhile count as phase
  * `fault`), floods the other half, then stops and waits for what is in flight.
  */
-export async function floodAround (ctx: FaultContext, flood: { mode: ClientMode, targets: readonly string[], idPrefix: string },
+export async function floodAround (ctx: FaultContext, flood: { mode: ClientMode, targets: readonly string[], idPrefix: string, secret?: Secret },
   fault: (flood: Flood) => Promise<void>): Promise<FloodRun> {
   const { options } = ctx
   const started = performance.now()
@@ -55,6 +56,8 @@ export interface VerifyOptions {
   crashes: number
   /** Extra copies allowed on top of `crashes` × pool size. */
   extraDuplicates?: number
+  /** serve's secret: the checker's reads and the resends are signed with it. */
+  secret?: Secret
 }
 
 function states (counts: Record<string, number>): string {
@@ -76,7 +79,7 @@ export async function verifyStore (ctx: FaultContext, row: RowBuilder, run: Floo
   row.check('202s name their own webhook-id', client.wrongAnswers === 0, `${client.wrongAnswers} 202s with another id or duplicate: true`)
   ctx.progress(`${client.sent} fired, ${client.acked} acknowledged; waiting for every stored job to finish`)
   const settle = await waitSettled(v.url, ctx.options.settleMs)
-  let { figures, jobs } = await storeFigures(v.url, run.outcomes)
+  let { figures, jobs } = await storeFigures(v.url, run.outcomes, v.secret)
   row.row.store = figures
   row.set('settled ms', settle.waitedMs)
   row.check('lost = acknowledged − stored = 0', figures.lost === 0, `${figures.lost} of ${client.acked} acknowledged jobs are not stored${figures.lostIds.length > 0 ? ` (${figures.lostIds.join(', ')})` : ''}`)
@@ -90,9 +93,9 @@ export async function verifyStore (ctx: FaultContext, row: RowBuilder, run: Floo
     const acked = new Set(run.outcomes.filter((o) => o.status === 202).map((o) => o.id))
     const unacked = [...new Set(run.outcomes.filter((o) => !acked.has(o.id)).map((o) => o.id))]
     ctx.progress(`${figures.notDone} jobs stuck; resending the ${unacked.length} unacknowledged triggers once`)
-    const again = await fireOnce(v.mode, v.url, unacked, ctx.options.concurrency, ctx.options.recipients)
+    const again = await fireOnce(v.mode, v.url, unacked, ctx.options.concurrency, ctx.options.recipients, v.secret)
     const settleAgain = await waitSettled(v.url, ctx.options.settleMs)
-    ;({ figures, jobs } = await storeFigures(v.url, [...run.outcomes, ...again]))
+    ;({ figures, jobs } = await storeFigures(v.url, [...run.outcomes, ...again], v.secret))
     row.set('resent', unacked.length)
     row.set('not done after the resend', figures.notDone)
     row.check('after resending the unacknowledged triggers once, every stored job done', figures.notDone === 0 && figures.lost === 0,

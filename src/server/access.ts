@@ -63,6 +63,8 @@ export interface AccessConfig {
   secret: Secret | undefined
   /** Bearer token for `GET /metrics`. */
   metricsToken: string | undefined
+  /** The signature check's clock (ms since the epoch). */
+  now: () => number
 }
 
 /** The access decision of a request that may go on. */
@@ -141,12 +143,12 @@ export function checkAccess (config: AccessConfig, req: IncomingMessage, path: s
       return { rule, verifyBody: false }
     case 'local-or-signed':
       // Signed reads only: a route outside the server's own (an embedder's) never sees verifyBody.
-      if (safe && req.headers['webhook-signature'] !== undefined) checkSignature(secret, '', req.headers)
+      if (safe && req.headers['webhook-signature'] !== undefined) checkSignature(secret, '', req.headers, config.now)
       else checkLocal(req)
       return { rule, verifyBody: false }
     case 'signed':
       if (!safe) return { rule, verifyBody: true }
-      checkSignature(secret, '', req.headers)
+      checkSignature(secret, '', req.headers, config.now)
       return { rule, verifyBody: false }
   }
 }
@@ -157,5 +159,5 @@ export function checkAccess (config: AccessConfig, req: IncomingMessage, path: s
  */
 export function verifyBody (config: AccessConfig, access: Access, req: IncomingMessage, body: Buffer): ReturnType<typeof checkSignature> | undefined {
   if (!access.verifyBody || config.secret === undefined) return undefined
-  return checkSignature(config.secret, body, req.headers)
+  return checkSignature(config.secret, body, req.headers, config.now)
 }

@@ -53,10 +53,13 @@ export function checkPeer (secret: Secret | undefined, peer: string | undefined)
   }
 }
 
-/** Verifies the Standard Webhooks signature; throws {@link UnauthorizedError} with the reason on `cause`. */
-export function checkSignature (secret: Secret, body: Uint8Array | string, headers: HeaderSource): VerifiedMessage {
+/**
+ * Verifies the Standard Webhooks signature against the clock `now` (ms, like Date.now); throws
+ * {@link UnauthorizedError} with the reason on `cause`.
+ */
+export function checkSignature (secret: Secret, body: Uint8Array | string, headers: HeaderSource, now: () => number = Date.now): VerifiedMessage {
   try {
-    return verify(secret, body, headers)
+    return verify(secret, body, headers, { now: Math.floor(now() / 1000) })
   } catch (err) {
     const code = err instanceof TriggerError ? err.code : 'RT_ERR_SIGNATURE_MISMATCH'
     throw new UnauthorizedError(`${code}: ${(err as Error).message}`, { cause: err })

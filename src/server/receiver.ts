@@ -85,6 +85,8 @@ export interface ReceiverOptions {
   retainMs?: number
   /** How often retention runs. @default 60000 */
   retentionIntervalMs?: number
+  /** Clock of the signature check, ms since the epoch: a `webhook-timestamp` over 5 min off it gets 401. @default Date.now */
+  now?: () => number
   /** @default 'warn' */
   logLevel?: LogLevel
   /** A pino logger to use instead of one made from `logLevel`. */
@@ -196,7 +198,7 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
   const counters: IntakeCounters = { accepted: 0, duplicates: 0, rejected: 0 }
   const metrics = createMetrics(queue)
   let stopping = false
-  const access: AccessConfig = { secret, metricsToken: options.metricsToken === '' ? undefined : options.metricsToken }
+  const access: AccessConfig = { secret, metricsToken: options.metricsToken === '' ? undefined : options.metricsToken, now: options.now ?? Date.now }
   const ctx: RouteContext = {
     queue, handlers, access, log, counters, metrics, noteRefusal: createRefusalLog(log),
     maxBodyBytes: options.maxBodyBytes ?? MAX_BODY_BYTES,

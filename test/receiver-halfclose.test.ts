@@ -135,7 +135,7 @@ function slowStore (dataDir: string): JobStore {
     claim: inner.claim.bind(inner),
     renew: inner.renew.bind(inner),
     dueItems: inner.dueItems.bind(inner),
-    markItem: inner.markItem.bind(inner),
+    markItems: inner.markItems.bind(inner),
     finishRun: inner.finishRun.bind(inner),
     failRun: inner.failRun.bind(inner),
     release: inner.release.bind(inner),

@@ -35,7 +35,7 @@ function wrapStore (inner: JobStore, overrides: Partial<JobStore>): JobStore {
     claim: (types, leaseMs) => inner.claim(types, leaseMs),
     renew: (id, attempts, leaseMs) => inner.renew(id, attempts, leaseMs),
     dueItems: (id, after, limit) => inner.dueItems(id, after, limit),
-    markItem: (id, index, outcome) => inner.markItem(id, index, outcome),
+    markItems: (id, marks) => inner.markItems(id, marks),
     finishRun: (id, attempts) => inner.finishRun(id, attempts),
     failRun: (id, attempts, message, retryAt) => inner.failRun(id, attempts, message, retryAt),
     release: (id, attempts) => inner.release(id, attempts),

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import type { Logger } from '../log.ts'
 import type { ItemEvent, JobContext } from './handler.ts'
+import { ItemBatch, type ItemMark } from './item-batch.ts'
 import type { RedisControl } from './redis-control.ts'
 import { parseItem } from './redis-scripts.ts'
 import type { DueItem, ItemOutcome } from './types.ts'
@@ -55,6 +56,8 @@ export class ChunkItems {
     const keys = [this.#key('job', id), this.#key('items', id), this.#key('errors', id), this.#key('stats')]
     const signal = this.#signal
     const control = this.#control
+    // Outcomes of messages that end together, or during a write, share one round trip (item-batch.ts).
+    const batch = new ItemBatch((marks) => markAll(redis, keys, marks))
     return {
       id, payload, attempts, signal, log, observe, suppressions: control,
       items: end - start,
@@ -69,12 +72,21 @@ export class ChunkItems {
           if (item.state === 'p' && item.dueAt <= now && await control.itemPending(id, start + i)) yield { index: start + i, attempts: item.attempts }
         }
       },
-      markItem: async (index: number, outcome: ItemOutcome) => {
-        const error = outcome.state === 'done' ? '' : outcome.error
-        const retryAt = outcome.state === 'retry' ? outcome.retryAt : 0
-        await this.#call('rtMark', ...keys, index, outcome.state, error, retryAt)
-      },
+      markItem: (index: number, outcome: ItemOutcome) => batch.mark(index, outcome),
     }
   }
 
+}
+
+/** The chunk's outcomes in one pipeline of `rtMark` calls: one round trip, each outcome its own script. */
+async function markAll (redis: Redis, keys: readonly string[], marks: readonly ItemMark[]): Promise<void> {
+  const pipeline = redis.pipeline()
+  const mark = (pipeline as unknown as Record<string, (...a: Array<string | number>) => unknown>).rtMark as (...a: Array<string | number>) => unknown
+  for (const { index, outcome } of marks) {
+    const error = outcome.state === 'done' ? '' : outcome.error
+    const retryAt = outcome.state === 'retry' ? outcome.retryAt : 0
+    mark.call(pipeline, ...keys, index, outcome.state, error, retryAt)
+  }
+  const results = await pipeline.exec()
+  for (const [err] of results ?? []) if (err !== null) throw err
 }

@@ -115,8 +115,8 @@ export class SqliteStore implements JobStore {
         WHERE job_seq = ? AND idx = ? AND state IN ('pending', 'cancelled')`),
       itemRetry: db.prepare(`UPDATE items SET attempts = attempts + 1, error = ?, due_at = ?
         WHERE job_seq = ? AND idx = ? AND state = 'pending'`),
-      countDone: db.prepare('UPDATE jobs SET done = done + 1 WHERE seq = ?'),
-      countFailed: db.prepare('UPDATE jobs SET failed = failed + 1 WHERE seq = ?'),
+      countDone: db.prepare('UPDATE jobs SET done = done + ? WHERE seq = ?'),
+      countFailed: db.prepare('UPDATE jobs SET failed = failed + ? WHERE seq = ?'),
       nextRetry: db.prepare(`SELECT min(due_at) FROM items WHERE job_seq = ? AND state = 'pending'`).pluck(),
       end: db.prepare(`UPDATE jobs SET state = ?, due_at = ?, lease_until = NULL, finished_at = ?, error = ?
         WHERE id = ? AND attempts = ? AND state = 'running'`),
@@ -220,18 +220,25 @@ export class SqliteStore implements JobStore {
     return this.#run('read', () => this.#stmt.due.all(this.#seq(id), after, Date.now(), limit) as DueItem[])
   }
 
+  /** One item's outcome: {@link markItems} with one. */
   markItem (id: string, index: number, outcome: ItemOutcome): Promise<void> {
+    return this.markItems(id, [{ index, outcome }])
+  }
+
+  markItems (id: string, marks: ReadonlyArray<{ index: number, outcome: ItemOutcome }>): Promise<void> {
     return this.#run('write', () => {
       const seq = this.#seq(id)
-      // Item and job counter change in one statement pair; `state = 'pending'` makes a repeat a no-op.
+      // Items and job counters change in one transaction; `state = 'pending'` makes a repeat a no-op.
       this.#db.transaction(() => {
-        if (outcome.state === 'done') {
-          if (this.#stmt.itemDone.run(seq, index).changes === 1) this.#stmt.countDone.run(seq)
-        } else if (outcome.state === 'failed') {
-          if (this.#stmt.itemFailed.run(outcome.error, seq, index).changes === 1) this.#stmt.countFailed.run(seq)
-        } else {
-          this.#stmt.itemRetry.run(outcome.error, outcome.retryAt, seq, index)
+        let done = 0
+        let failed = 0
+        for (const { index, outcome } of marks) {
+          if (outcome.state === 'done') done += this.#stmt.itemDone.run(seq, index).changes
+          else if (outcome.state === 'failed') failed += this.#stmt.itemFailed.run(outcome.error, seq, index).changes
+          else this.#stmt.itemRetry.run(outcome.error, outcome.retryAt, seq, index)
         }
+        if (done > 0) this.#stmt.countDone.run(done, seq)
+        if (failed > 0) this.#stmt.countFailed.run(failed, seq)
       })()
     })
   }

@@ -165,8 +165,11 @@ export interface JobStore extends JobControl {
   renew (id: string, attempts: number, leaseMs: number): Promise<boolean>
   /** Items of a job that are pending and due, in index order, at most `limit`, from `after` on. */
   dueItems (id: string, after: number, limit: number): Promise<DueItem[]>
-  /** Records one item's outcome; `retryAt` (epoch ms) keeps it pending until then. */
-  markItem (id: string, index: number, outcome: ItemOutcome): Promise<void>
+  /**
+   * Records items' outcomes in one write (one transaction), in order; `retryAt` (epoch ms)
+   * keeps an item pending until then.
+   */
+  markItems (id: string, marks: ReadonlyArray<{ index: number, outcome: ItemOutcome }>): Promise<void>
   /** Ends a run: done when no item is pending; else queued again for the earliest retry. */
   finishRun (id: string, attempts: number): Promise<JobState>
   /** The run failed as a whole: queued again at `retryAt`, or failed for good without it. */

@@ -1,5 +1,6 @@
 import type { Logger } from '../log.ts'
 import type { JobContext, JobHandler } from './handler.ts'
+import { ItemBatch } from './item-batch.ts'
 import type { ClaimedJob, DueItem, ItemOutcome, JobStore, RunOptions } from './types.ts'
 
 /** A running job's lease; renewed every third of it, taken over by another worker when it lapses. */
@@ -83,6 +84,8 @@ export class Worker {
     const { store, log: parent } = this.#opts
     const log = parent.child({ job: job.id, type: job.type, run: job.attempts })
     const handler = this.#opts.handlers.get(job.type) as JobHandler<unknown>
+    // Outcomes of messages that end together share one transaction (item-batch.ts).
+    const batch = new ItemBatch((marks) => store.markItems(job.id, marks))
     const renew = setInterval(() => {
       store.renew(job.id, job.attempts, this.#leaseMs).then((ours) => {
         if (!ours) abort.abort(new Error('lease lost'))
@@ -95,7 +98,7 @@ export class Worker {
         return
       }
       log.info('job started')
-      await handler.run(this.#context(job, abort.signal, log))
+      await handler.run(this.#context(job, abort.signal, log, batch))
       // Also after an abort: items still pending put the job back in the queue, due at once.
       const state = await store.finishRun(job.id, job.attempts)
       log.info({ state }, state === 'done' ? 'job done' : 'job back in the queue: items pending')
@@ -113,7 +116,7 @@ export class Worker {
     }
   }
 
-  #context (job: ClaimedJob, signal: AbortSignal, log: Logger): JobContext<unknown> {
+  #context (job: ClaimedJob, signal: AbortSignal, log: Logger, batch: ItemBatch): JobContext<unknown> {
     const store = this.#opts.store
     return {
       id: job.id,
@@ -135,7 +138,7 @@ export class Worker {
           after = (page[page.length - 1] as DueItem).index + 1
         }
       },
-      markItem: (index: number, outcome: ItemOutcome) => store.markItem(job.id, index, outcome),
+      markItem: (index: number, outcome: ItemOutcome) => batch.mark(index, outcome),
       suppressions: store.suppressions,
       observe: this.#opts.observe ?? (() => {}),
     }

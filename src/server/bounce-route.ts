@@ -35,12 +35,14 @@ export interface BounceAnswer {
   ignored: number
 }
 
-/** Suppresses the report's addresses one by one (a report names a handful); a store failure rejects with its StoreError. */
+/**
+ * Suppresses the report's addresses one by one (a report names a handful); a store failure rejects
+ * with its StoreError. Counted in /metrics once stored, so a provider's retry after a 503 counts once.
+ */
 async function store (ctx: RouteContext, report: BounceReport): Promise<BounceAnswer> {
   const answer: BounceAnswer = { source: report.source, suppressed: [], soft: 0, ignored: 0 }
   const seen = new Set<string>()
   for (const event of report.events) {
-    ctx.metrics.bounces.inc({ source: report.source, kind: event.kind })
     if (event.kind === 'soft') answer.soft++
     else if (event.kind === 'ignored') answer.ignored++
     if (!SUPPRESSED_KINDS.has(event.kind)) continue
@@ -50,6 +52,7 @@ async function store (ctx: RouteContext, report: BounceReport): Promise<BounceAn
     const added = await ctx.queue.suppressions.suppress(event.email, event.reason)
     answer.suppressed.push({ email: event.email, kind: event.kind, reason: event.reason, added })
   }
+  for (const event of report.events) ctx.metrics.bounces.inc({ source: report.source, kind: event.kind })
   return answer
 }
 

@@ -42,6 +42,7 @@ function routes (t: TestContext, jobId: string): Array<{ method: string, path: s
     { method: 'GET', path: '/suppressions' },
     { method: 'POST', path: '/suppressions', body: { email: 'blocked@example.org' } },
     { method: 'DELETE', path: '/suppressions/blocked%40example.org' },
+    { method: 'POST', path: '/bounces', body: { RecordType: 'Bounce', Type: 'HardBounce', Email: 'bounced@example.org' } },
     { method: 'GET', path: '/mailbox' },
     { method: 'GET', path: '/metrics' },
     { method: 'GET', path: '/stats' },
@@ -60,7 +61,7 @@ function send (r: TestReceiver, route: { method: string, path: string, body?: un
 }
 
 test('every path of serve has a row in the access table; a path in none gets the strict default', () => {
-  for (const path of ['/healthz', '/metrics', '/stats', '/mailbox', '/jobs', '/jobs/email', '/jobs/x/retry', '/suppressions', '/suppressions/a%40b.c', '/', '/static/app.js', '/campaigns', '/campaigns/preview']) {
+  for (const path of ['/healthz', '/metrics', '/stats', '/mailbox', '/jobs', '/jobs/email', '/jobs/x/retry', '/suppressions', '/suppressions/a%40b.c', '/bounces', '/', '/static/app.js', '/campaigns', '/campaigns/preview']) {
     assert.ok(ACCESS_TABLE.some((row) => (typeof row.path === 'string' ? row.path === path : row.path.test(path))), `${path} has no row`)
   }
   assert.equal(ruleFor('/healthz'), 'open')

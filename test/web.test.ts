@@ -1,15 +1,14 @@
 // The web page in a real browser: playwright-core driving Debian's chromium against `rawtrigger
 // serve` (a child process, the embedded SMTP sink on port 0). Never `npx playwright install`.
-// UPDATE_SCREENSHOT=1 also writes docs/screenshot.png (the README's picture of the page).
 import assert from 'node:assert/strict'
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import type { Page } from 'playwright-core'
 import { launch, skipWithoutChromium } from './helpers/browser.ts'
 import { request, tempDir } from './helpers/receiver.ts'
-import { ROOT, startServe, type ServeProcess } from './helpers/serve-process.ts'
+import { startServe, type ServeProcess } from './helpers/serve-process.ts'
 import { startHeldWebApp } from './helpers/web-app.ts'
 
 /** The page must show the job this soon after Send (DESIGN.md: "at once"). */
@@ -131,11 +130,6 @@ test('the page: fill the form, import a CSV, see the counts, send, watch it reac
     const shot = join(tempDir(t, 'rawtrigger-web-shot-'), 'screenshot.png')
     await page.mouse.move(0, 0)
     await page.screenshot({ path: shot, fullPage: true })
-    if (process.env.UPDATE_SCREENSHOT === '1') {
-      mkdirSync(join(ROOT, 'docs'), { recursive: true })
-      copyFileSync(shot, join(ROOT, 'docs', 'screenshot.png'))
-      t.diagnostic('wrote docs/screenshot.png')
-    }
     assert.deepEqual(pageErrors, [])
   })
 })

@@ -22,7 +22,7 @@ const CHUNK_ATTEMPTS = 5
 const CHUNK_BACKOFF = { type: 'exponential', delay: 1_000 } as const
 const MAX_ERRORS_SHOWN = 20
 /** How long a store call waits for a (re)connecting Redis before it fails with 503. */
-const CONNECT_WAIT_MS = 2_000
+export const CONNECT_WAIT_MS = 2_000
 
 /** Options of {@link BullmqQueue}. */
 export interface BullmqQueueOptions {

@@ -10,6 +10,7 @@ import { StoreQueue } from '../queue/store-queue.ts'
 import type { JobQueue, JobStore } from '../queue/types.ts'
 import { checkAccess, type Access, type AccessConfig } from './access.ts'
 import { isLoopback, rememberPeer } from './auth.ts'
+import { trackRequests } from './in-flight.ts'
 import { createMetrics, type Metrics } from './metrics.ts'
 import { isLingering, rawErrorResponse, sendError } from './respond.ts'
 import { createRefusalLog } from './refusal-log.ts'
@@ -233,6 +234,7 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
   // the client's FIN and destroys a request whose handler has not read the body yet. With true,
   // the response is still written and the socket closed after it.
   ;(server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true
+  const inFlight = trackRequests(server)
   server.on('connection', rememberPeer)
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // An early answer is out and the refused body still arrives: dropped until the linger ends.
@@ -287,7 +289,7 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
         clearInterval(retention)
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
         server.closeIdleConnections()
-        await queue.stop(options.graceMs ?? GRACE_MS)
+        await Promise.all([queue.stop(options.graceMs ?? GRACE_MS), inFlight.settled(options.graceMs ?? GRACE_MS)])
         server.closeAllConnections()
         await closed
         await queue.close()

@@ -1,29 +1,55 @@
 <?php
-// The PHP side of scripts/bench-trigger.ts: the classic fire-and-forget trigger,
-// fsockopen + fwrite + fclose, timed with hrtime(true) around the three calls.
+// The PHP side of scripts/bench-trigger.ts, timed with hrtime(true) around each call:
+// - bare:   the classic fire-and-forget trigger, fsockopen + fwrite + fclose, writing the request
+//           bytes built by rawtrigger's buildRequest() (so PHP and trigger() send identical bytes);
+//           TARGET is a host name (TCP to PORT) or unix:///path (PORT -1);
+// - client: clients/php RawTrigger::fire(TARGET, body), which builds its request on every call,
+//           as trigger() does; TARGET is the URL and PAYLOAD the JSON body; PORT is unused.
 // Run by the benchmark (never needs running by hand):
-//   php scripts/bench/fsockopen.php HOST PORT WARMUP ITERATIONS BASE64_REQUEST [PAUSE_MS]
+//   php scripts/bench/fsockopen.php bare|client TARGET PORT WARMUP ITERATIONS BASE64_PAYLOAD [PAUSE_MS]
 // PAUSE_MS: an untimed pause before each call (default 0), as the Node side's --pause-ms.
 // Prints one JSON object:
-//   {"durations_ns": [...], "errors": {"<errno>" or "fwrite": count}, "calls": N, "cpu_us_per_call": F}.
-// The request bytes come from rawtrigger's buildRequest(), so both sides send identical bytes.
+//   {"durations_ns": [...], "errors": {"<errno>", "fwrite" or an RT_ERR_ code: count}, "calls": N, "cpu_us_per_call": F}.
 
-if ($argc !== 6 && $argc !== 7) {
-    fwrite(STDERR, "usage: php fsockopen.php HOST PORT WARMUP ITERATIONS BASE64_REQUEST [PAUSE_MS]\n");
+declare(strict_types=1);
+require __DIR__ . '/../../clients/php/RawTrigger.php';
+
+if ($argc !== 7 && $argc !== 8) {
+    fwrite(STDERR, "usage: php fsockopen.php bare|client TARGET PORT WARMUP ITERATIONS BASE64_PAYLOAD [PAUSE_MS]\n");
     exit(2);
 }
-$host = $argv[1];
-$port = (int) $argv[2];
-$warmup = (int) $argv[3];
-$iterations = (int) $argv[4];
-$request = base64_decode($argv[5], true);
-$pauseUs = (int) round(((float) ($argv[6] ?? '0')) * 1000);
-if ($request === false) {
-    fwrite(STDERR, "fsockopen.php: the request is not valid base64\n");
+[$mode, $target, $port, $warmup, $iterations] = [$argv[1], $argv[2], (int) $argv[3], (int) $argv[4], (int) $argv[5]];
+$payload = base64_decode($argv[6], true);
+$pauseUs = (int) round(((float) ($argv[7] ?? '0')) * 1000);
+if ($payload === false || ($mode !== 'bare' && $mode !== 'client')) {
+    fwrite(STDERR, "fsockopen.php: the mode must be bare or client, the payload valid base64\n");
     exit(2);
 }
 
 const CONNECT_TIMEOUT_S = 5; // same as rawtrigger's connect timeout
+
+/** One bare trigger: null when written, else the error's key. */
+function bare(string $host, int $port, string $request): ?string
+{
+    $fp = @fsockopen($host, $port, $errno, $errstr, CONNECT_TIMEOUT_S);
+    if ($fp === false) {
+        return (string) $errno;
+    }
+    $written = fwrite($fp, $request);
+    fclose($fp);
+    return $written === strlen($request) ? null : 'fwrite';
+}
+
+/** One RawTrigger::fire(): null when written, else the error's key. */
+function client(string $url, $body): ?string
+{
+    try {
+        RawTrigger::fire($url, $body);
+        return null;
+    } catch (RawTriggerException $e) {
+        return $e->getCode() !== 0 ? (string) $e->getCode() : $e->getErrorCode();
+    }
+}
 
 /** CPU time (user + system) of this process so far, µs. */
 function cpu_us(): float
@@ -32,6 +58,7 @@ function cpu_us(): float
     return ($r['ru_utime.tv_sec'] + $r['ru_stime.tv_sec']) * 1e6 + $r['ru_utime.tv_usec'] + $r['ru_stime.tv_usec'];
 }
 
+$body = $mode === 'client' ? json_decode($payload, true) : null;
 $durations = [];
 $errors = [];
 $total = $warmup + $iterations;
@@ -44,26 +71,17 @@ for ($i = 0; $i < $total; $i++) {
         usleep($pauseUs);
     }
     $t0 = hrtime(true);
-    $fp = @fsockopen($host, $port, $errno, $errstr, CONNECT_TIMEOUT_S);
-    if ($fp === false) {
-        $errors[(string) $errno] = ($errors[(string) $errno] ?? 0) + 1;
-        continue;
-    }
-    $written = fwrite($fp, $request);
-    fclose($fp);
+    $error = $mode === 'bare' ? bare($target, $port, $payload) : client($target, $body);
     $t1 = hrtime(true);
-    if ($written !== strlen($request)) {
-        $errors['fwrite'] = ($errors['fwrite'] ?? 0) + 1;
-        continue;
-    }
-    if ($i >= $warmup) {
+    if ($error !== null) {
+        $errors[$error] = ($errors[$error] ?? 0) + 1;
+    } elseif ($i >= $warmup) {
         $durations[] = $t1 - $t0;
     }
 }
-$cpuUsPerCall = (cpu_us() - $cpuStart) / $iterations;
 echo json_encode([
     'durations_ns' => $durations,
     'errors' => (object) $errors,
     'calls' => $total,
-    'cpu_us_per_call' => $cpuUsPerCall,
+    'cpu_us_per_call' => (cpu_us() - $cpuStart) / $iterations,
 ]), "\n";

@@ -1,12 +1,11 @@
-// Runs the PHP loops: scripts/bench/fsockopen.php (the bare fsockopen+fwrite+fclose, TCP or
-// unix://) and scripts/bench/php-client.php (clients/php RawTrigger::fire), one PHP process doing
-// every iteration and timing each itself.
+// Runs scripts/bench/fsockopen.php: the bare fsockopen+fwrite+fclose loop (TCP or unix://), or
+// the same loop of clients/php RawTrigger::fire; one PHP process doing every iteration and timing
+// each itself.
 import { execFile, execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { addError, errnoName, stats, type Measurement } from './measure.ts'
 
-const FSOCKOPEN = fileURLToPath(new URL('./fsockopen.php', import.meta.url))
-const CLIENT = fileURLToPath(new URL('./php-client.php', import.meta.url))
+const SCRIPT = fileURLToPath(new URL('./fsockopen.php', import.meta.url))
 const MAX_OUTPUT_BYTES = 64 * 1024 * 1024 // the durations as JSON: ~10 bytes per call
 const PHP_TIMEOUT_MS = 10 * 60_000 // the whole PHP loop
 
@@ -27,6 +26,7 @@ interface PhpOutput {
 }
 
 async function runPhp (args: string[]): Promise<Measurement> {
+  args = [SCRIPT, ...args]
   const wallStart = performance.now()
   const stdout = await new Promise<string>((resolve, reject) => {
     execFile('php', args, { encoding: 'utf8', maxBuffer: MAX_OUTPUT_BYTES, timeout: PHP_TIMEOUT_MS }, (err, out, stderr) => {
@@ -49,11 +49,11 @@ export type PhpTarget = { port: number } | { socketPath: string }
 /** The bare fsockopen+fwrite+fclose loop, writing `request` (bytes built by buildRequest). */
 export function measurePhp (target: PhpTarget, request: Buffer, warmup: number, iterations: number, pauseMs: number): Promise<Measurement> {
   const [host, port] = 'port' in target ? ['127.0.0.1', String(target.port)] : [`unix://${target.socketPath}`, '-1']
-  return runPhp([FSOCKOPEN, host, port, String(warmup), String(iterations), request.toString('base64'), String(pauseMs)])
+  return runPhp(['bare', host, port, String(warmup), String(iterations), request.toString('base64'), String(pauseMs)])
 }
 
 /** clients/php `RawTrigger::fire(url, body)` in a loop, building the request per call. */
 export function measurePhpClient (url: string, body: unknown, warmup: number, iterations: number, pauseMs: number): Promise<Measurement> {
   const json = Buffer.from(JSON.stringify(body)).toString('base64')
-  return runPhp([CLIENT, url, String(warmup), String(iterations), json, String(pauseMs)])
+  return runPhp(['client', url, '0', String(warmup), String(iterations), json, String(pauseMs)])
 }

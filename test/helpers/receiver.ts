@@ -11,6 +11,9 @@ import type { AnyJobHandler } from '../../src/queue/handler.ts'
 import type { JobView } from '../../src/queue/types.ts'
 import { createReceiver, type Receiver, type ReceiverOptions } from '../../src/server/receiver.ts'
 import testHandlers from './handlers.ts'
+import { waitFor } from './wait.ts'
+
+export { sleep, waitFor } from './wait.ts'
 
 /** A running receiver and where its data lives. */
 export interface TestReceiver {
@@ -126,29 +129,6 @@ export async function getStats (base: string): Promise<StatsBody> {
   const res = await request(`${base}/stats`)
   assert.equal(res.status, 200, `GET /stats: ${res.text}`)
   return res.json as StatsBody
-}
-
-/** Polls `check` every `everyMs` until it returns a value other than undefined; fails after `timeoutMs`. */
-export async function waitFor<T> (
-  what: string,
-  check: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 10_000,
-  everyMs = 25,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const value = await check()
-      if (value !== undefined) return value
-    } catch (err) {
-      last = err
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : ` (last error: ${String(last)})`}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, everyMs))
-  }
 }
 
 /** Waits until `GET /jobs/:id` shows `state`; returns the view. */

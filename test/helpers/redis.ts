@@ -6,9 +6,13 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type { TestContext } from 'node:test'
 import { Redis } from 'ioredis'
+import { BullmqQueue, type BullmqQueueOptions } from '../../src/queue/bullmq-queue.ts'
+import { waitFor } from './wait.ts'
 
 /** Where the tests look for Redis. */
 export const REDIS_URL = process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '' ? process.env.REDIS_URL : 'redis://127.0.0.1:6379'
+/** How long a fresh BullmqQueue may take to connect. */
+const CONNECT_TIMEOUT_MS = 10_000
 /** A PING that takes longer than this counts as no Redis. */
 const PING_TIMEOUT_MS = 2_000
 /** Keys asked for per SCAN step when cleaning up. */
@@ -122,4 +126,29 @@ export async function useRedis (t: TestContext): Promise<RedisFixture | undefine
     await deletePrefix(REDIS_URL, prefix)
   })
   return { url: REDIS_URL, prefix, defer: (fn) => { closers.push(fn) } }
+}
+
+/**
+ * Resolves once a fresh BullmqQueue answers: it refuses commands until its connection is up
+ * (enableOfflineQueue: false; the contract test 'add() works right after the queue is made' shows it).
+ */
+export async function bullmqConnected (queue: BullmqQueue): Promise<void> {
+  await waitFor('the Redis connection', () => queue.stats().then(() => true), CONNECT_TIMEOUT_MS, 20)
+}
+
+/** A BullmqQueue on the test's url and prefix, stopped and closed when the test ends. */
+export function newBullmq (redis: RedisFixture, options: Omit<BullmqQueueOptions, 'url' | 'prefix'> = {}): BullmqQueue {
+  const queue = new BullmqQueue({ ...options, url: redis.url, prefix: redis.prefix })
+  redis.defer(async () => {
+    await queue.stop(0).catch(() => {})
+    await queue.close().catch(() => {})
+  })
+  return queue
+}
+
+/** {@link newBullmq}, resolved once its connection is up. */
+export async function openBullmq (redis: RedisFixture, options: Omit<BullmqQueueOptions, 'url' | 'prefix'> = {}): Promise<BullmqQueue> {
+  const queue = newBullmq(redis, options)
+  await bullmqConnected(queue)
+  return queue
 }

@@ -5,7 +5,6 @@
 // by the server's status, code and message.
 // Each CLI start costs about a second (node + tsx), so independent calls run side by side.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
@@ -13,7 +12,8 @@ import { join } from 'node:path'
 import { describe, test, type TestContext } from 'node:test'
 import { sign } from 'rawtrigger'
 import { request } from './helpers/receiver.ts'
-import { ROOT, startServe, type ServeProcess } from './helpers/serve-process.ts'
+import { waitFor } from './helpers/wait.ts'
+import { CLI_BIN, runCli, startServe, type ServeProcess } from './helpers/serve-process.ts'
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-server.ts'
 
 /** A guard per CLI run: it takes about a second. */
@@ -25,23 +25,7 @@ interface CliResult { code: number | null, stdout: string, stderr: string }
 
 /** Runs `node bin/rawtrigger.js <args>` to its end; no secret or URL from this process's environment. */
 function cli (t: TestContext, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, ['bin/rawtrigger.js', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, TRIGGER_SECRET: '', RAWTRIGGER_URL: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
-  child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), CLI_TIMEOUT_MS)
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
+  return runCli(t, args, { TRIGGER_SECRET: '', RAWTRIGGER_URL: '', ...env }, CLI_TIMEOUT_MS, CLI_BIN)
 }
 
 /** Exit 0 and the JSON printed by --json. */
@@ -64,18 +48,14 @@ function refused (r: CliResult, status: number, serverCode: string, what: string
   assert.match(r.stderr, new RegExp(`: ${status} ${serverCode}: \\S`), `${what}: the server's status, code and message: ${r.stderr}`)
 }
 
-function sleep (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
+/** Waits until the job is in one of `states` (the last answer in the failure). */
 async function untilState (url: string, id: string, states: string[], headers: () => Record<string, string> = () => ({})): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + WAIT_MS
-  for (;;) {
+  let last = ''
+  return waitFor(`job ${id} ${states.join('/')}`, async () => {
     const res = await request(`${url}/jobs/${id}`, { headers: headers() })
-    if (res.status === 200 && states.includes(res.json.state as string)) return res.json
-    if (Date.now() > deadline) assert.fail(`job ${id} not ${states.join('/')} after ${WAIT_MS} ms: ${res.text}`)
-    await sleep(25)
-  }
+    last = res.text
+    return res.status === 200 && states.includes(res.json.state as string) ? res.json as Record<string, unknown> : undefined
+  }, WAIT_MS).catch((err: Error) => { throw new Error(`${err.message}; last answer: ${last}`) })
 }
 
 /** A port nothing listens on (bound, then closed). */
@@ -225,10 +205,11 @@ describe('serve stays up on a malformed control path', () => {
   test('DELETE /suppressions/%E0%A4%A (bad percent-encoding) → 400, and the server keeps answering', async (t) => {
     const { serve } = await setup(t)
     const res = await request(`${serve.url}/suppressions/%E0%A4%A`, { method: 'DELETE' }).catch((err: Error) => ({ status: 0, text: err.message, json: undefined }))
-    await sleep(200)
+    // A request after it is answered: the process got past the bad one (a throw there would end it first).
+    const health = await request(`${serve.url}/healthz`).catch((err: Error) => ({ status: 0, text: err.message }))
     const alive = serve.child.exitCode === null && serve.child.signalCode === null
     assert.ok(alive, `serve exited (${String(serve.child.exitCode)}) on DELETE /suppressions/%E0%A4%A\nstderr: ${serve.stderr().slice(-1500)}`)
     assert.equal(res.status, 400, res.text)
-    assert.equal((await request(`${serve.url}/healthz`)).status, 200)
+    assert.equal(health.status, 200, health.text)
   })
 })

@@ -7,9 +7,9 @@ import { buildRequest, generateSecret, sign, verify } from 'rawtrigger'
 import { PHP, php, php1, requestOf } from './helpers/php.ts'
 import { headerValues, parseRequest, refusedPort, startRawServer } from './helpers/raw-server.ts'
 import { getStats, request, tempDir, waitFor } from './helpers/receiver.ts'
-import { startServe, type ServeProcess } from './helpers/serve-process.ts'
+import { spawnServe, startServe, type ServeProcess } from './helpers/serve-process.ts'
 import { testCert } from './helpers/tls-cert.ts'
-import { socketPathIn, socketRequest, startRawUnixServer, startServeOnSocket } from './helpers/unix-socket.ts'
+import { socketPathIn, socketRequest, startRawUnixServer } from './helpers/unix-socket.ts'
 
 const skip = PHP === undefined && process.env.CI === undefined
   ? 'php not found: install Debian\'s php-cli (apt-get install php-cli) to run the PHP client tests'
@@ -206,7 +206,7 @@ test('fire() over a Unix socket (the socket option): the URL gives the Host; ser
   assert.equal(result.bytes, got.length)
 
   const socketPath = socketPathIn(t)
-  await startServeOnSocket(t, tempDir(t, 'rawtrigger-php-'), socketPath)
+  await spawnServe(t, { dataDir: tempDir(t, 'rawtrigger-php-'), socket: socketPath })
   const stored = await php1({ op: 'fire', url: 'http://localhost/jobs/noop', body: { a: 1 }, options: { socket: socketPath, id: 'php-unix' } })
   assert.equal(stored.ok, true, stored.message)
   await waitFor('the job over the socket', async () => ((await socketRequest(socketPath, 'GET', '/jobs/php-unix')).status === 200 ? true : undefined))

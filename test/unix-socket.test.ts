@@ -9,8 +9,8 @@ import { test } from 'node:test'
 import { buildRequest, createReceiver, createTriggerPool, fireMany, trigger } from 'rawtrigger'
 import { rejectsWith, throwsWith } from './helpers/assert-error.ts'
 import { startReceiver, tempDir } from './helpers/receiver.ts'
-import { runCli } from './helpers/serve-process.ts'
-import { socketPathIn, socketRequest, startRawUnixServer, startServeOnSocket } from './helpers/unix-socket.ts'
+import { runCli, spawnServe } from './helpers/serve-process.ts'
+import { socketPathIn, socketRequest, startRawUnixServer } from './helpers/unix-socket.ts'
 
 /** Triggers per transport in the TIME_WAIT figure: well under the ephemeral port range. */
 const FIGURE_TRIGGERS = 2_000
@@ -116,12 +116,12 @@ test('createReceiver: socketMode honoured; a non-socket file at the path is refu
 test('serve --socket: mode 0660, a second serve refused, kill -9 leaves a stale file the next start replaces, SIGTERM removes it', async (t) => {
   const dataDir = tempDir(t, 'rt-serve-sock-')
   const socketPath = socketPathIn(t)
-  const first = await startServeOnSocket(t, dataDir, socketPath)
+  const first = await spawnServe(t, { dataDir, socket: socketPath })
   assert.match(first.stdout(), /rawtrigger listening on http:\/\/localhost via unix:\S+rt\.sock /)
   assert.equal(modeOf(socketPath), 0o660)
   await trigger('http://localhost/jobs/noop', { socketPath, body: {}, headers: { 'webhook-id': 'before-crash' } })
 
-  const second = await startServeOnSocket(t, tempDir(t, 'rt-serve-sock-'), socketPath, [], false)
+  const second = await spawnServe(t, { dataDir: tempDir(t, 'rt-serve-sock-'), socket: socketPath, ready: false })
   const exit = await second.exited
   assert.equal(exit.code, 1, second.stderr())
   assert.match(second.stderr(), new RegExp(`RT_ERR_CONFIG: another process listens on ${socketPath.replaceAll('/', '\\/')}`))
@@ -132,7 +132,7 @@ test('serve --socket: mode 0660, a second serve refused, kill -9 leaves a stale 
   assert.ok(existsSync(socketPath), 'kill -9 leaves the socket file behind')
   await rejectsWith(trigger('http://localhost/', { socketPath }), 'RT_ERR_CONNECT') // ECONNREFUSED: nobody listens
 
-  const third = await startServeOnSocket(t, dataDir, socketPath)
+  const third = await spawnServe(t, { dataDir, socket: socketPath })
   assert.equal(modeOf(socketPath), 0o660)
   assert.equal((await socketRequest(socketPath, 'GET', '/jobs/before-crash')).status, 200, 'the job stored before the crash')
   await trigger('http://localhost/jobs/noop', { socketPath, body: {}, headers: { 'webhook-id': 'after-restart' } })
@@ -155,7 +155,7 @@ test('serve: --socket with --port or --host is bad usage; --socket-mode is octal
     assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`)
     assert.match(run.stderr, /^rawtrigger: RT_ERR_INVALID_OPTION: /)
   }
-  const owner = await startServeOnSocket(t, tempDir(t, 'rt-serve-sock-'), socketPath, ['--socket-mode', '0600'])
+  const owner = await spawnServe(t, { dataDir: tempDir(t, 'rt-serve-sock-'), socket: socketPath, args: ['--socket-mode', '0600'] })
   assert.equal(modeOf(socketPath), 0o600)
   owner.kill('SIGTERM')
   await owner.exited
@@ -203,7 +203,7 @@ test('the figure: fireMany over a Unix socket leaves no TIME_WAIT; over TCP ever
 
 test('serve --socket: the web page\'s Send fires its trigger over the socket, and the campaign is stored', async (t) => {
   const socketPath = socketPathIn(t)
-  await startServeOnSocket(t, tempDir(t, 'rt-serve-sock-'), socketPath, ['--concurrency', '0'])
+  await spawnServe(t, { dataDir: tempDir(t, 'rt-serve-sock-'), socket: socketPath, args: ['--concurrency', '0'] })
   const sent = await socketRequest(socketPath, 'POST', '/campaigns', {
     body: { subject: 'Hi', text: 'Hello', recipients: 'a@example.org\nb@example.org' },
     headers: { host: 'localhost', 'content-type': 'application/json' },

@@ -21,8 +21,12 @@ export interface Exit {
 
 /** A running `rawtrigger serve` child. */
 export interface ServeProcess {
+  /** `http://127.0.0.1:PORT`, or `http://localhost` for a child on a Unix socket ('' until it listens). */
   url: string
+  /** The TCP port; 0 on a Unix socket or before it listens. */
   port: number
+  /** The socket it was told to listen on, if any. */
+  socketPath?: string
   child: ChildProcess
   pid: number
   /** Everything the child wrote so far. */
@@ -36,14 +40,36 @@ export interface ServeProcess {
   waitForStderr (text: string, timeoutMs?: number): Promise<void>
 }
 
+/** Options of {@link spawnServe}. */
+export interface SpawnServeOptions {
+  /** `--data-dir`. */
+  dataDir: string
+  /** More flags, after the ones this helper sets. */
+  args?: readonly string[]
+  /** `--socket <path> --sink-port 0 --log-level warn` instead of `--port 0 --host 127.0.0.1`. */
+  socket?: string
+  /** Resolve once it printed its listening line; false resolves at once (a start that must fail). @default true */
+  ready?: boolean
+}
+
 /** The command line of `rawtrigger serve` (node + tsx loader + src/cli.ts). */
 export function serveArgs (args: string[]): string[] {
   return ['--import', 'tsx', 'src/cli.ts', 'serve', ...args]
 }
 
-/** Runs `rawtrigger <args>` to its end (for commands that must fail at start); killed after `timeoutMs`. */
-export function runCli (t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<Exit & { stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+/** The CLI from source: node + tsx loader + src/cli.ts. */
+export const CLI_FROM_SOURCE = ['--import', 'tsx', 'src/cli.ts'] as const
+/** The CLI as installed: bin/rawtrigger.js (what `npx rawtrigger` runs). */
+export const CLI_BIN = ['bin/rawtrigger.js'] as const
+
+/**
+ * Runs `rawtrigger <args>` to its end (a command that must fail at start, or a short command), from
+ * source unless `cli` says otherwise; killed after `timeoutMs`.
+ */
+export function runCli (
+  t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000, cli: readonly string[] = CLI_FROM_SOURCE,
+): Promise<Exit & { stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, [...cli, ...args], {
     cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   })
   t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
@@ -61,14 +87,18 @@ export function runCli (t: TestContext, args: string[], env: NodeJS.ProcessEnv =
 }
 
 /**
- * Spawns `node --import tsx src/cli.ts serve --port 0 --host 127.0.0.1 --data-dir <dataDir>
- * --handlers test/helpers/handlers.ts <args>` and resolves once it printed
- * `rawtrigger listening on http://…`. A child still alive at the end of the test is killed -9.
+ * Spawns `node --import tsx src/cli.ts serve --data-dir <dataDir> --handlers test/helpers/handlers.ts`
+ * on 127.0.0.1:0 (or `socket`), with no secret, port, host or socket from this process's
+ * environment, and resolves once it printed `rawtrigger listening on http://…`. A child still alive
+ * at the end of the test is killed -9.
  */
-export async function startServe (t: TestContext, dataDir: string, args: string[] = []): Promise<ServeProcess> {
+export async function spawnServe (t: TestContext, options: SpawnServeOptions): Promise<ServeProcess> {
+  const listen = options.socket === undefined
+    ? ['--port', '0', '--host', '127.0.0.1']
+    : ['--socket', options.socket, '--sink-port', '0', '--log-level', 'warn']
   const child = spawn(process.execPath, serveArgs([
-    '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--handlers', HANDLERS_MODULE, ...args,
-  ]), { cwd: ROOT, env: { ...process.env, TRIGGER_SECRET: '', LOG_LEVEL: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    ...listen, '--data-dir', options.dataDir, '--handlers', HANDLERS_MODULE, ...(options.args ?? []),
+  ]), { cwd: ROOT, env: { ...process.env, TRIGGER_SECRET: '', LOG_LEVEL: '', SOCKET_PATH: '', PORT: '', HOST: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
   t.after(async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -107,11 +137,10 @@ export async function startServe (t: TestContext, dataDir: string, args: string[
     check()
   })
 
-  await until('"rawtrigger listening on" line', () => /rawtrigger listening on http:\/\/\S+/.test(stdout), START_TIMEOUT_MS)
-  const url = (/rawtrigger listening on (http:\/\/\S+)/.exec(stdout) as RegExpExecArray)[1] as string
-  return {
-    url,
-    port: Number(new URL(url).port),
+  const serve: ServeProcess = {
+    url: '',
+    port: 0,
+    ...(options.socket === undefined ? {} : { socketPath: options.socket }),
     child,
     pid: child.pid as number,
     stdout: () => stdout,
@@ -120,4 +149,14 @@ export async function startServe (t: TestContext, dataDir: string, args: string[
     kill: (signal) => { child.kill(signal) },
     waitForStderr: (text, timeoutMs = 10_000) => until(JSON.stringify(text), () => stderr.includes(text), timeoutMs),
   }
+  if (options.ready === false) return serve
+  await until('"rawtrigger listening on" line', () => /rawtrigger listening on http:\/\/\S+/.test(stdout), START_TIMEOUT_MS)
+  serve.url = (/rawtrigger listening on (http:\/\/\S+)/.exec(stdout) as RegExpExecArray)[1] as string
+  serve.port = options.socket === undefined ? Number(new URL(serve.url).port) : 0
+  return serve
+}
+
+/** `spawnServe` on 127.0.0.1:0, the short form: `startServe(t, dataDir, args)`. */
+export function startServe (t: TestContext, dataDir: string, args: string[] = []): Promise<ServeProcess> {
+  return spawnServe(t, { dataDir, args })
 }

@@ -1,14 +1,10 @@
 // Unix-domain socket helpers: a path in a temp dir, HTTP over a socket, a raw recording server
-// on a socket, and `rawtrigger serve --socket` as a child process.
-import { spawn } from 'node:child_process'
+// on a socket. `rawtrigger serve --socket` as a child: spawnServe in serve-process.ts.
 import http from 'node:http'
 import net from 'node:net'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { tempDir } from './receiver.ts'
-import { HANDLERS_MODULE, ROOT, serveArgs, type Exit } from './serve-process.ts'
-
-const START_TIMEOUT_MS = 20_000
 
 /** A socket path in a new temp dir (short: sun_path holds 107 bytes). */
 export function socketPathIn (t: TestContext, name = 'rt.sock'): string {
@@ -66,42 +62,4 @@ export async function startRawUnixServer (t: TestContext): Promise<RawUnixServer
     },
     close,
   }
-}
-
-/** A running `rawtrigger serve --socket` child. */
-export interface SocketServe {
-  socketPath: string
-  child: ReturnType<typeof spawn>
-  stdout (): string
-  stderr (): string
-  exited: Promise<Exit>
-  kill (signal: NodeJS.Signals): void
-}
-
-/** Spawns serve; `ready` false returns at once (for a start that must fail), else once it printed its line. */
-export async function startServeOnSocket (t: TestContext, dataDir: string, socketPath: string, args: string[] = [], ready = true): Promise<SocketServe> {
-  const child = spawn(process.execPath, serveArgs([
-    '--socket', socketPath, '--data-dir', dataDir, '--handlers', HANDLERS_MODULE, '--sink-port', '0', '--log-level', 'warn', ...args,
-  ]), { cwd: ROOT, env: { ...process.env, TRIGGER_SECRET: '', LOG_LEVEL: '', SOCKET_PATH: '', PORT: '', HOST: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL')
-      await exited
-    }
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
-  child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
-  const serve: SocketServe = {
-    socketPath, child, exited, stdout: () => stdout, stderr: () => stderr, kill: (signal) => { child.kill(signal) },
-  }
-  if (!ready) return serve
-  const deadline = Date.now() + START_TIMEOUT_MS
-  while (!stdout.includes('rawtrigger listening on')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`serve --socket did not start\nstdout: ${stdout}\nstderr: ${stderr}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  return serve
 }

@@ -8,6 +8,7 @@ import { Queue } from 'bullmq'
 import type { JobView } from '../src/queue/types.ts'
 import { useRedis, type RedisFixture } from './helpers/redis.ts'
 import { getJob, getStats, postJob, tempDir } from './helpers/receiver.ts'
+import { waitFor } from './helpers/wait.ts'
 import { startServe, type ServeProcess } from './helpers/serve-process.ts'
 import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-server.ts'
 
@@ -20,10 +21,6 @@ const SMTP_DELAY_MS = 5
 /** Guards on waits: a hang fails the test instead of stalling the run. */
 const DONE_TIMEOUT_MS = 40_000
 
-function sleep (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
 function recipients (n: number, tag: string): string[] {
   return Array.from({ length: n }, (_, i) => `${tag}${i}@example.org`)
 }
@@ -32,24 +29,8 @@ function emailBody (to: string[]): Record<string, unknown> {
   return { subject: 'Scale test', text: 'Hello {{email}}', recipients: to }
 }
 
-/** Polls `check` until it returns something other than undefined; fails after `timeoutMs`. */
-async function until<T> (what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, everyMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const value = await check()
-      if (value !== undefined) return value
-    } catch (err) {
-      last = err
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : ` (last error: ${String(last)})`}`)
-    await sleep(everyMs)
-  }
-}
-
 function untilDone (base: string, id: string, timeoutMs = DONE_TIMEOUT_MS): Promise<JobView> {
-  return until(`job ${id} done (GET ${base}/jobs/${id})`, async () => {
+  return waitFor(`job ${id} done (GET ${base}/jobs/${id})`, async () => {
     const view = await getJob(base, id)
     return view.state === 'done' ? view : undefined
   }, timeoutMs, 50)
@@ -77,8 +58,15 @@ async function serveOnRedis (t: TestContext, redis: RedisFixture, smtp: TestSmtp
     p.kill('SIGKILL')
     await p.exited
   })
-  if (ready) await until(`GET ${p.url}/stats answering 200`, async () => { await getStats(p.url); return true }, 10_000)
+  if (ready) await waitFor(`GET ${p.url}/stats answering 200`, async () => { await getStats(p.url); return true }, 10_000)
   return p
+}
+
+const DRAINED = { wait: 0, active: 0, delayed: 0, prioritized: 0, 'waiting-children': 0 }
+
+/** Resolves once BullMQ holds no chunk that is waiting, running or delayed. */
+function drained (redis: RedisFixture): Promise<true> {
+  return waitFor('no chunk left in BullMQ', async () => Object.values(await chunksLeft(redis)).every((n) => n === 0) || undefined, 10_000, 50)
 }
 
 /** BullMQ's own view of the queue: chunks still waiting, running or delayed. */
@@ -103,7 +91,7 @@ test('a worker killed -9 mid-job: another process finishes it; every recipient g
   const id = (res.json as { id: string }).id
 
   // A is the only worker: at 300 messages it is certainly in the middle of a chunk.
-  await until('300 messages delivered by A', () => smtp.delivered.length >= 300 ? true : undefined, 20_000, 5)
+  await waitFor('300 messages delivered by A', () => smtp.delivered.length >= 300 ? true : undefined, 20_000, 5)
   a.kill('SIGKILL')
   const exit = await a.exited
   const atKill = smtp.delivered.length
@@ -122,7 +110,7 @@ test('a worker killed -9 mid-job: another process finishes it; every recipient g
   assert.ok(duplicates <= CHUNK, `duplicates ${duplicates} ≤ one chunk (${CHUNK})`)
   assert.equal(smtp.delivered.length, to.length + duplicates)
   assert.deepEqual({ state: view.state, total: view.total, sent: view.sent, failed: view.failed, pending: view.pending }, { state: 'done', total: 1_000, sent: 1_000, failed: 0, pending: 0 })
-  assert.deepEqual(await chunksLeft(redis), { wait: 0, active: 0, delayed: 0, prioritized: 0, 'waiting-children': 0 })
+  assert.deepEqual(await chunksLeft(redis), DRAINED)
 })
 
 test('the first trigger after the listening line is stored, not refused while Redis connects', { timeout: 60_000 }, async (t) => {
@@ -150,7 +138,7 @@ test('webhook-id dedup across processes; GET /jobs/:id and /stats agree from bot
   assert.equal((repeat.json as { duplicate?: boolean }).duplicate, true)
 
   const done = await untilDone(b.url, hook)
-  await sleep(300) // a second job, if one had been made, would be sending now
+  await drained(redis) // a second job, had one been made, would have had its chunks run by now
   assert.equal(smtp.delivered.length, to.length, 'one job: each recipient once')
   assert.equal(done.sent, to.length)
 
@@ -178,7 +166,7 @@ test('a webhook-id that is not a path segment dedups across processes too', { ti
   assert.deepEqual({ id: (repeat.json as { id: string }).id, duplicate: (repeat.json as { duplicate?: boolean }).duplicate }, { id, duplicate: true },
     `the repeat (${repeat.text}) must answer the first job (${first.text})`)
   await untilDone(a.url, id)
-  await sleep(500)
+  await drained(redis)
   assert.equal((await getStats(a.url)).jobs.done, 1)
   assert.equal(smtp.delivered.length, 3)
 })
@@ -197,11 +185,11 @@ test('a webhook-id repeated with a longer recipient list: one job, the first lis
   const view = await untilDone(a.url, hook)
   assert.deepEqual({ total: view.total, sent: view.sent, pending: view.pending }, { total: 3, sent: 3, pending: 0 })
   // The repeat made no second job, so it must leave no BullMQ chunks behind either.
-  const left = await until('no chunk left in BullMQ', async () => {
+  const left = await waitFor('no chunk left in BullMQ', async () => {
     const counts = await chunksLeft(redis)
     return Object.values(counts).every((n) => n === 0) ? counts : undefined
   }, 3_000, 100).catch(async () => chunksLeft(redis))
-  assert.deepEqual(left, { wait: 0, active: 0, delayed: 0, prioritized: 0, 'waiting-children': 0 }, `chunks still in BullMQ after the job was done; serve log: ${a.stderr().slice(0, 600)}`)
+  assert.deepEqual(left, DRAINED, `chunks still in BullMQ after the job was done; serve log: ${a.stderr().slice(0, 600)}`)
   assert.equal(smtp.delivered.length, 3)
   const errors = a.stderr().split('\n').filter((line) => line.includes('"level":50')).map((line) => {
     const e = JSON.parse(line) as { msg?: string, index?: number, err?: { message?: string } }
@@ -224,7 +212,7 @@ test('--rate-limit 100 holds across two workers: 300 e-mails take ≥ 2 s, never
   const t0 = performance.now()
   const res = await postJob(a.url, 'email', emailBody(recipients(N, 'rate')))
   assert.equal(res.status, 202, res.text)
-  await until(`${N} messages delivered`, () => {
+  await waitFor(`${N} messages delivered`, () => {
     samples.push({ ms: performance.now() - t0, delivered: smtp.delivered.length })
     return smtp.delivered.length >= N ? true : undefined
   }, 30_000, 10)

@@ -10,7 +10,7 @@ import {
   createMailer, createReceiver, emailHandler, MAX_RECIPIENTS, parseEmailJob, startSink, ValidationError, type Receiver,
 } from 'rawtrigger'
 import { fill, isValidEmail, normaliseRecipients } from '../src/smtp/addresses.ts'
-import { startSmtpServer, type TestSmtpServer } from './helpers/smtp-server.ts'
+import { startSmtpServer } from './helpers/smtp-server.ts'
 
 const JOB_DONE_TIMEOUT_MS = 20_000 // a handful of messages to a local server: seconds at most
 const POLL_MS = 20

@@ -7,19 +7,17 @@
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import type { AddressInfo, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test, type TestContext } from 'node:test'
 import { dkimVerify, type DKIMResult } from 'mailauth'
-import { createMailer, createReceiver, emailHandler, type EmailJobOptions, type MailerOptions, type Receiver, type ReceiverOptions } from 'rawtrigger'
-import { SMTPServer } from 'smtp-server'
-import { BullmqQueue } from '../src/queue/bullmq-queue.ts'
+import { createMailer, emailHandler, type EmailJobOptions, type MailerOptions, type Receiver } from 'rawtrigger'
 import type { JobView } from '../src/queue/types.ts'
 import { request, type JsonResponse } from './helpers/receiver.ts'
-import { useRedis } from './helpers/redis.ts'
 import { startServe } from './helpers/serve-process.ts'
-import { startSmtpServer, textParts, type FaultPlan, type TestSmtpServer } from './helpers/smtp-server.ts'
+import { startSmtpServer, textParts, type DeliveredMessage, type FaultPlan, type TestSmtpServer } from './helpers/smtp-server.ts'
+import { startOnStore, type StoreKind } from './helpers/store-receiver.ts'
+import { sleep, waitFor } from './helpers/wait.ts'
 
 const WAIT_MS = 20_000
 const DOMAIN = 'news.example.org'
@@ -27,40 +25,13 @@ const SELECTOR = 'rt2026'
 const UNSUBSCRIBE = 'https://example.org/unsubscribe?e={{email}}&job={{job}}'
 
 // ---------------------------------------------------------------------------------------------
-// A catcher that keeps every message byte for byte (the shared test server keeps parsed parts).
+// The messages, byte for byte, from the shared test SMTP server
 
-interface RawMessage { rcpt: string[], raw: Buffer }
-interface Catcher { url: string, messages: RawMessage[], close (): Promise<void> }
-
-async function startCatcher (t: TestContext): Promise<Catcher> {
-  const messages: RawMessage[] = []
-  const sockets = new Set<Socket>()
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    disableReverseLookup: true,
-    logger: false,
-    onData (stream, session, callback) {
-      const chunks: Buffer[] = []
-      stream.on('data', (c: Buffer) => chunks.push(c))
-      stream.on('end', () => {
-        messages.push({ rcpt: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(chunks) })
-        callback()
-      })
-    },
-  })
-  server.on('error', () => {}) // pooled clients closing idle connections
-  server.server.on('connection', (s: Socket) => {
-    sockets.add(s)
-    s.once('close', () => sockets.delete(s))
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const close = (): Promise<void> => new Promise<void>((resolve) => {
-    server.close(() => resolve())
-    for (const s of sockets) s.destroy()
-  })
-  t.after(close)
-  return { url: `smtp://127.0.0.1:${(server.server.address() as AddressInfo).port}`, messages, close }
+/** The test SMTP server, closed when the test ends. */
+async function startCatcher (t: TestContext): Promise<TestSmtpServer> {
+  const smtp = await startSmtpServer()
+  t.after(() => smtp.close())
+  return smtp
 }
 
 /** The top-level header `name` (case-insensitive), unfolded; undefined when absent. */
@@ -106,54 +77,17 @@ async function verify (raw: Buffer | string, record: string): Promise<DKIMResult
 // ---------------------------------------------------------------------------------------------
 // Receivers
 
-type Kind = 'sqlite' | 'redis'
-
-function sleep (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-async function until<T> (what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = WAIT_MS): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await check()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(25)
-  }
-}
+type Kind = StoreKind
 
 /** A receiver on `kind` with the `email` job type; undefined when Redis is wanted and absent. */
 async function startReceiver (
   t: TestContext, kind: Kind, smtpUrl: string, mail: Omit<MailerOptions, 'url'> = {}, job: Omit<EmailJobOptions, 'mailer'> = {},
 ): Promise<Receiver | undefined> {
   const mailer = createMailer({ ...mail, url: smtpUrl })
-  const common: ReceiverOptions = {
-    port: 0, host: '127.0.0.1', logLevel: 'silent', pollMs: 20,
+  return startOnStore(t, kind, {
     handlers: { email: emailHandler({ retryBaseMs: 50, maxAttempts: 3, ...job, mailer }) },
-  }
-  if (kind === 'sqlite') {
-    const dataDir = mkdtempSync(join(tmpdir(), 'rttest-ops-deliver-'))
-    const receiver = await createReceiver({ ...common, dataDir })
-    t.after(async () => {
-      await receiver.close()
-      mailer.close()
-      rmSync(dataDir, { recursive: true, force: true })
-    })
-    return receiver
-  }
-  const redis = await useRedis(t)
-  if (redis === undefined) {
-    mailer.close()
-    return undefined
-  }
-  const queue = new BullmqQueue({ url: redis.url, prefix: redis.prefix, chunkSize: 2 })
-  const receiver = await createReceiver({ ...common, queue })
-  redis.defer(async () => {
-    await receiver.close()
-    mailer.close()
+    closeAfter: [() => mailer.close()],
   })
-  await until('the Redis connection', async () => (await queue.stats().then(() => true, () => false)) || undefined)
-  return receiver
 }
 
 function postJson (url: string, path: string, body: unknown): Promise<JsonResponse> {
@@ -168,10 +102,10 @@ async function sendJob (url: string, body: Record<string, unknown>): Promise<str
 
 async function untilDone (url: string, id: string): Promise<JobView> {
   let last: JobView | undefined
-  return until(`job ${id} done (last: ${JSON.stringify(last)})`, async () => {
+  return waitFor(`job ${id} done`, async () => {
     last = (await request(`${url}/jobs/${id}`)).json as JobView
     return last.state === 'done' || last.state === 'failed' ? last : undefined
-  })
+  }, WAIT_MS).catch((err: Error) => { throw new Error(`${err.message}; last view: ${JSON.stringify(last)}`) })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,9 +123,9 @@ describe('DKIM, List-Unsubscribe and the text part (createMailer + emailHandler)
     })
     const view = await untilDone(receiver.url, id)
     assert.deepEqual([view.state, view.sent], ['done', 3])
-    assert.equal(catcher.messages.length, 3)
+    assert.equal(catcher.delivered.length, 3)
 
-    for (const m of catcher.messages) {
+    for (const m of catcher.delivered) {
       const results = await verify(m.raw, keys.dnsRecord)
       assert.equal(results.length, 1, 'one signature')
       const r = results[0] as DKIMResult
@@ -204,7 +138,7 @@ describe('DKIM, List-Unsubscribe and the text part (createMailer + emailHandler)
       for (const h of ['from', 'subject', 'list-unsubscribe', 'list-unsubscribe-post']) assert.ok(signed.includes(h), `h= covers ${h}: ${signed.join(':')}`)
     }
 
-    const raw = (catcher.messages[0] as RawMessage).raw.toString('utf8')
+    const raw = (catcher.delivered[0] as DeliveredMessage).raw.toString('utf8')
     const tamperings: Array<[string, string]> = [
       ['the body', raw.replace(/Spring news/g, 'Autumn news').replace(/U3ByaW5nIG5ld3M/g, 'QXV0dW1uIG5ld3M')],
       ['the Subject', raw.replace(/^Subject: .*$/m, 'Subject: Something else')],
@@ -233,8 +167,8 @@ describe('DKIM, List-Unsubscribe and the text part (createMailer + emailHandler)
       recipients: recipients.map((email, i) => ({ email, name: `Reader ${i}` })),
     })
     await untilDone(receiver.url, id)
-    assert.equal(catcher.messages.length, recipients.length)
-    for (const m of catcher.messages) {
+    assert.equal(catcher.delivered.length, recipients.length)
+    for (const m of catcher.delivered) {
       // The envelope may spell the domain otherwise (nodemailer lower-cases it): the link has the address as given.
       const to = recipients.find((r) => r.toLowerCase() === m.rcpt[0]?.toLowerCase()) as string
       assert.ok(to !== undefined, `a message to ${String(m.rcpt[0])}`)
@@ -257,7 +191,7 @@ describe('DKIM, List-Unsubscribe and the text part (createMailer + emailHandler)
     assert.ok(receiver !== undefined)
     const id = await sendJob(receiver.url, { text: 'Plain {{name}}', html: '<p>Rich {{name}}</p>', recipients: [{ email: 'ann@example.com', name: 'Ann' }] })
     await untilDone(receiver.url, id)
-    const m = catcher.messages[0] as RawMessage
+    const m = catcher.delivered[0] as DeliveredMessage
     assert.equal(header(m.raw, 'List-Unsubscribe'), undefined)
     assert.equal(header(m.raw, 'List-Unsubscribe-Post'), undefined)
     assert.equal(header(m.raw, 'DKIM-Signature'), undefined, 'not signed without dkim')
@@ -282,7 +216,7 @@ describe('serve --dkim-domain/--dkim-selector/--dkim-key-file and --unsubscribe-
     t.after(() => rmSync(dir, { recursive: true, force: true })) // after the child is gone (its hook came first)
     const id = await sendJob(serve.url, { html: '<p>Hi {{name}}</p>', recipients: [{ email: 'ann@example.com', name: 'Ann' }] })
     await untilDone(serve.url, id)
-    const m = catcher.messages[0] as RawMessage
+    const m = catcher.delivered[0] as DeliveredMessage
     const [r] = await verify(m.raw, keys.dnsRecord)
     assert.equal(r?.status.result, 'pass', r?.info)
     assert.equal(header(m.raw, 'List-Unsubscribe'), `<https://example.org/unsubscribe?e=ann%40example.com&job=${id}>`)

@@ -5,17 +5,16 @@
 // 550 always for some recipients, with one address on the suppression list, plus refused requests
 // of every kind; the counters, gauges and the histogram must say exactly what happened.
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test, type TestContext } from 'node:test'
-import { createMailer, createReceiver, emailHandler, type Receiver, type ReceiverOptions } from 'rawtrigger'
-import { BullmqQueue } from '../src/queue/bullmq-queue.ts'
+import { createMailer, emailHandler, type Receiver } from 'rawtrigger'
 import type { JobView } from '../src/queue/types.ts'
 import testHandlers from './helpers/handlers.ts'
 import { request, type JsonResponse } from './helpers/receiver.ts'
-import { useRedis } from './helpers/redis.ts'
 import { startSmtpServer, type FaultPlan, type TestSmtpServer } from './helpers/smtp-server.ts'
+import { startOnStore, type StoreKind } from './helpers/store-receiver.ts'
+import { waitFor } from './helpers/wait.ts'
 
 const WAIT_MS = 20_000
 
@@ -195,57 +194,23 @@ function value (families: Map<string, Family>, name: string, labels: Record<stri
 // ---------------------------------------------------------------------------------------------
 // The receivers
 
-type Kind = 'sqlite' | 'redis'
+type Kind = StoreKind
 
 interface Harness { url: string, receiver: Receiver, smtp: TestSmtpServer }
 
 async function start (t: TestContext, kind: Kind, faults: FaultPlan = {}, concurrency = 1): Promise<Harness | undefined> {
   const smtp = await startSmtpServer({ faults })
   const mailer = createMailer({ url: smtp.url })
-  const common: ReceiverOptions = {
-    port: 0, host: '127.0.0.1', logLevel: 'silent', pollMs: 20, concurrency,
+  const receiver = await startOnStore(t, kind, {
+    concurrency,
     handlers: { ...testHandlers, email: emailHandler({ mailer, retryBaseMs: 50, maxAttempts: 3 }) },
-  }
-  if (kind === 'sqlite') {
-    const dataDir = mkdtempSync(join(tmpdir(), 'rttest-ops-metrics-'))
-    const receiver = await createReceiver({ ...common, dataDir })
-    t.after(async () => {
-      await receiver.close()
-      mailer.close()
-      await smtp.close()
-      rmSync(dataDir, { recursive: true, force: true })
-    })
-    return { url: receiver.url, receiver, smtp }
-  }
-  const redis = await useRedis(t)
-  if (redis === undefined) {
-    mailer.close()
-    await smtp.close()
-    return undefined
-  }
-  const queue = new BullmqQueue({ url: redis.url, prefix: redis.prefix, chunkSize: 2 })
-  const receiver = await createReceiver({ ...common, queue })
-  redis.defer(async () => {
-    await receiver.close()
-    mailer.close()
-    await smtp.close()
+    closeAfter: [() => mailer.close(), () => smtp.close()],
   })
-  await until('the Redis connection', async () => (await queue.stats().then(() => true, () => false)) || undefined)
-  return { url: receiver.url, receiver, smtp }
+  return receiver === undefined ? undefined : { url: receiver.url, receiver, smtp }
 }
 
-function sleep (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-async function until<T> (what: string, check: () => Promise<T | undefined>, timeoutMs = WAIT_MS): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await check()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(25)
-  }
+function until<T> (what: string, check: () => Promise<T | undefined>, timeoutMs = WAIT_MS): Promise<T> {
+  return waitFor(what, check, timeoutMs)
 }
 
 function postJson (h: Harness, path: string, body: unknown, headers: Record<string, string> = {}): Promise<JsonResponse> {

@@ -49,6 +49,8 @@ export interface DeliveredMessage {
   headerNames: string[]
   /** smtp-server's session id: which connection carried it. */
   session: string
+  /** The message as it arrived, byte for byte (with `light`, only its first 8 KiB or so). */
+  raw: Buffer
 }
 
 /** Options of {@link startSmtpServer}. */
@@ -178,7 +180,8 @@ export async function startSmtpServer (options: SmtpServerOptions = {}): Promise
     return counts
   }
 
-  function deliver (session: SMTPServerSession, raw: string): void {
+  function deliver (session: SMTPServerSession, bytes: Buffer): void {
+    const raw = bytes.toString('utf8')
     const mailFrom = session.envelope.mailFrom
     const rcpt = session.envelope.rcptTo.map((r) => r.address)
     const parsed = options.light === true ? { headers: splitPart(raw).headers, text: '', html: '' } : textParts(raw)
@@ -192,6 +195,7 @@ export async function startSmtpServer (options: SmtpServerOptions = {}): Promise
       html: parsed.html,
       headerNames: [...parsed.headers.keys()],
       session: session.id,
+      raw: bytes,
     })
     for (const waiter of waiters) waiter()
   }
@@ -228,7 +232,7 @@ export async function startSmtpServer (options: SmtpServerOptions = {}): Promise
           return
         }
         const finish = (): void => {
-          deliver(session, Buffer.concat(chunks).toString('utf8'))
+          deliver(session, Buffer.concat(chunks))
           callback()
         }
         if ((faults.dataDelayMs ?? 0) > 0) setTimeout(finish, faults.dataDelayMs)

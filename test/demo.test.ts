@@ -66,7 +66,6 @@ function alive (pid: number): boolean {
 }
 
 test('demo --recipients 50 --json: 50 of 50 delivered, counted by the sink; exit 0; nothing left running', { timeout: DEMO_TIMEOUT_MS + 5_000 }, async (t) => {
-  const started = Date.now()
   const run = await startDemo(t, ['--recipients', '50', '--json']).done
   assert.equal(run.code, 0, `exit ${run.code ?? run.signal}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`)
   const lines = run.stdout.trim().split('\n')
@@ -87,7 +86,6 @@ test('demo --recipients 50 --json: 50 of 50 delivered, counted by the sink; exit
   assert.ok(summary.elapsedMs > 0 && summary.perSecond > 0)
   assert.equal(summary.kept, false)
   assert.equal(alive(summary.servePid), false, `serve pid ${summary.servePid} still runs after the demo`)
-  assert.ok(Date.now() - started < 60_000)
 })
 
 test('demo --help', async (t) => {

@@ -13,17 +13,14 @@ const PAYLOAD_CACHE = 8
 export class ChunkItems {
   readonly #redis: Redis
   readonly #key: (kind: string, id?: string) => string
-  readonly #call: (name: string, ...args: Array<string | number>) => Promise<unknown>
   readonly #payloads = new Map<string, unknown>()
   readonly #control: RedisControl
   readonly #signal: AbortSignal
 
   /** `control` answers the per-item check a cancel is seen through; `signal` fires on stop. */
-  constructor (redis: Redis, key: (kind: string, id?: string) => string, call: (name: string, ...args: Array<string | number>) => Promise<unknown>,
-    control: RedisControl, signal: AbortSignal) {
+  constructor (redis: Redis, key: (kind: string, id?: string) => string, control: RedisControl, signal: AbortSignal) {
     this.#redis = redis
     this.#key = key
-    this.#call = call
     this.#control = control
     this.#signal = signal
   }

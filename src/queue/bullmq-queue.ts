@@ -95,7 +95,7 @@ export class BullmqQueue implements JobQueue {
     this.#redis.defineCommand('rtChunkPause', { numberOfKeys: 3, lua: CHUNK_PAUSE })
     this.#control = new RedisControl(this.#redis, (kind, id) => this.#key(kind, id), (id, type, indexes) => this.#requeue(id, type, indexes))
     this.#suppressions = guardSuppressions(this.#control, storeError)
-    this.#chunks = new ChunkItems(this.#redis, (kind, id) => this.#key(kind, id), (name, ...args) => this.#call(name, ...args), this.#control, this.#abort.signal)
+    this.#chunks = new ChunkItems(this.#redis, (kind, id) => this.#key(kind, id), this.#control, this.#abort.signal)
   }
 
   /** Chunks holding re-queued items run again, as new BullMQ jobs (the finished ones keep their ids). */

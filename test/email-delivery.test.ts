@@ -1,7 +1,7 @@
 // Delivery of the `email` job type (issue 4, RELIABILITY 19–22): a real receiver with a real SQLite
 // store runs emailHandler through a pooled nodemailer transport against a real smtp-server in this
 // process, whose fault plan answers 451/550 per recipient or drops every connection mid-batch.
-// Then the embedded sink: startSink, GET /mailbox, the next free port.
+// The embedded sink: email-sink.test.ts.
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import net, { type AddressInfo } from 'node:net'
@@ -9,13 +9,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test, type TestContext } from 'node:test'
 import Database from 'better-sqlite3'
-import nodemailer from 'nodemailer'
 import {
-  createMailer, createReceiver, emailHandler, startEmailService, startSink, type Mailer, type Receiver,
+  createMailer, createReceiver, emailHandler, type Mailer, type Receiver,
 } from 'rawtrigger'
-import { createLogger } from '../src/log.ts'
 import { backoff, classify } from '../src/smtp/email-job.ts'
 import { startSmtpServer, type FaultPlan, type TestSmtpServer } from './helpers/smtp-server.ts'
+import { waitFor } from './helpers/wait.ts'
 
 const JOB_TIMEOUT_MS = 45_000 // a generous guard: 1,000 local messages take about a second
 const POLL_MS = 25
@@ -46,18 +45,15 @@ function tempDir (t: TestContext): string {
   return dir
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
 /** Polls GET /jobs/:id until the job is done or failed (both final), then returns it. */
 async function waitForEnd (receiver: { url: string }, id: string, timeoutMs = JOB_TIMEOUT_MS): Promise<JobView> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
+  let last = ''
+  return waitFor(`job ${id} finished`, async () => {
     const { body } = await getJson(`${receiver.url}/jobs/${id}`)
+    last = JSON.stringify(body).slice(0, 2000)
     const view = body as unknown as JobView
-    if (view.state === 'done' || view.state === 'failed') return view
-    if (Date.now() > deadline) assert.fail(`job ${id} not finished after ${timeoutMs} ms: ${JSON.stringify(body).slice(0, 2000)}`)
-    await sleep(POLL_MS)
-  }
+    return view.state === 'done' || view.state === 'failed' ? view : undefined
+  }, timeoutMs, POLL_MS).catch((err: Error) => { throw new Error(`${err.message}: ${last}`) })
 }
 
 interface Harness { receiver: Receiver, mailer: Mailer, dataDir: string }
@@ -339,111 +335,5 @@ describe('delivery through a pooled transport', () => {
     assert.deepEqual([job.sent, job.failed], [2, 1])
     assert.deepEqual(job.errors, [{ index: 1, message: '553 5.7.1 Sender not allowed', attempts: 1, state: 'failed' }])
     assert.equal(sent.length, 3)
-  })
-})
-
-describe('the embedded sink', () => {
-  test('startSink keeps the last 1,000 messages, newest first, and counts them all', async (t) => {
-    const sink = await startSink({ port: 0 })
-    t.after(() => sink.close())
-    // One connection: messages arrive in the order they were sent.
-    const transport = nodemailer.createTransport({ url: sink.url, pool: true, maxConnections: 1 })
-    t.after(() => transport.close())
-    const n = 1050
-    let i = 0
-    const next = async (): Promise<void> => {
-      while (i < n) {
-        const k = i++
-        await transport.sendMail({ from: 'a@x.org', to: `r${k}@x.org`, subject: `Nr ${k}`, text: 'x', messageId: `<m.${k}@x.org>` })
-      }
-    }
-    await Promise.all([next(), next(), next()])
-    assert.equal(sink.received(), n)
-    const kept = sink.messages()
-    assert.equal(kept.length, 1000)
-    assert.deepEqual(kept.map((m) => m.messageId), Array.from({ length: 1000 }, (_, j) => `<m.${n - 1 - j}@x.org>`))
-    const newest = kept[0]
-    assert.equal(newest?.subject, `Nr ${n - 1}`)
-    assert.deepEqual(newest?.to, [`r${n - 1}@x.org`])
-    assert.equal(newest?.from, 'a@x.org')
-    assert.ok((newest?.size ?? 0) > 100)
-    assert.ok(!Number.isNaN(Date.parse(newest?.receivedAt ?? '')))
-  })
-
-  test('GET /mailbox through the email service: newest first, last 1,000 kept, ?limit=', async (t) => {
-    const email = await startEmailService({ sinkPort: 0, retryBaseMs: RETRY_BASE_MS, log: createLogger('silent') })
-    t.after(() => email.close())
-    assert.ok(email.sink !== undefined)
-    assert.equal(email.smtpUrl, email.sink.url)
-    const receiver = await createReceiver({
-      port: 0, dataDir: tempDir(t), pollMs: 50, logLevel: 'silent', handlers: { email: email.handler }, routes: email.routes,
-    })
-    t.after(() => receiver.close())
-    const id = await postCampaign(receiver, people(1010))
-    const job = await waitForEnd(receiver, id)
-    assert.equal(job.state, 'done')
-    assert.equal(job.sent, 1010)
-
-    const mailbox = async (query = ''): Promise<{ received: number, messages: Array<{ messageId: string, receivedAt: string, to: string[], subject: string }> }> => {
-      const { status, body } = await getJson(`${receiver.url}/mailbox${query}`)
-      assert.equal(status, 200)
-      return body as unknown as Awaited<ReturnType<typeof mailbox>>
-    }
-    const page = await mailbox()
-    assert.equal(page.received, 1010)
-    assert.equal(page.messages.length, 100, 'default page')
-    assert.equal((await mailbox('?limit=7')).messages.length, 7)
-    const all = await mailbox('?limit=5000')
-    assert.equal(all.messages.length, 1000, 'only the last 1,000 are kept')
-    const times = all.messages.map((m) => Date.parse(m.receivedAt))
-    for (let k = 1; k < times.length; k++) assert.ok((times[k - 1] as number) >= (times[k] as number), `newest first at ${k}`)
-    const ids = all.messages.map((m) => m.messageId)
-    assert.equal(new Set(ids).size, 1000)
-    for (const m of all.messages) {
-      assert.match(m.messageId, new RegExp(`^<${id}\\.(\\d+)@${DOMAIN.replace('.', '\\.')}>$`))
-      assert.equal(m.to.length, 1)
-    }
-    // The first ten sent are the ones most likely dropped; at least some early ones must be gone.
-    const indexes = ids.map((m) => Number(/\.(\d+)@/.exec(m)?.[1]))
-    assert.ok(Math.min(...indexes) >= 1, 'the oldest messages were dropped')
-  })
-
-  test('GET /mailbox shows a non-ASCII subject as text, not as RFC 2047 encoded words', async (t) => {
-    // What Mailpit or maildev show a developer: "Grüße, Zoë", not "=?UTF-8?Q?Gr=C3=BC=C3=9Fe…?=".
-    const sink = await startSink({ port: 0 })
-    t.after(() => sink.close())
-    const transport = nodemailer.createTransport({ url: sink.url })
-    t.after(() => transport.close())
-    await transport.sendMail({ from: 'a@x.org', to: 'b@x.org', subject: 'Grüße, Zoë', text: 'x' })
-    await transport.sendMail({ from: 'a@x.org', to: 'b@x.org', subject: 'Plain ASCII subject', text: 'x' })
-    const [ascii, utf8] = sink.messages()
-    assert.equal(ascii?.subject, 'Plain ASCII subject')
-    assert.equal(utf8?.subject, 'Grüße, Zoë')
-  })
-
-  test('GET /mailbox is not served when mail goes to a real SMTP server', async (t) => {
-    const smtp = await smtpServer(t)
-    const email = await startEmailService({ smtpUrl: smtp.url, log: createLogger('silent') })
-    t.after(() => email.close())
-    assert.equal(email.sink, undefined)
-    const receiver = await createReceiver({ port: 0, dataDir: tempDir(t), logLevel: 'silent', handlers: { email: email.handler }, routes: email.routes })
-    t.after(() => receiver.close())
-    assert.equal((await getJson(`${receiver.url}/mailbox`)).status, 404)
-  })
-
-  test('startSink takes the next port when the one asked for is busy', async (t) => {
-    const blocker = net.createServer()
-    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
-    t.after(() => new Promise<void>((resolve) => blocker.close(() => resolve())))
-    const busy = (blocker.address() as AddressInfo).port
-    const sink = await startSink({ port: busy })
-    t.after(() => sink.close())
-    assert.ok(sink.port > busy && sink.port <= busy + 20, `busy ${busy}, sink on ${sink.port}`)
-    assert.equal(sink.url, `smtp://127.0.0.1:${sink.port}`)
-    // And it is a working SMTP server there.
-    const transport = nodemailer.createTransport({ url: sink.url })
-    t.after(() => transport.close())
-    await transport.sendMail({ from: 'a@x.org', to: 'b@x.org', subject: 'port', text: 'x' })
-    assert.equal(sink.received(), 1)
   })
 })

@@ -16,7 +16,8 @@ import type { JobHandler } from '../src/queue/handler.ts'
 import { CREATE_JOBS } from '../src/queue/redis-scripts.ts'
 import type { AddResult, NewJob } from '../src/queue/types.ts'
 import { rejectsWith, within } from './helpers/assert-error.ts'
-import { keysUnder, useRedis, type RedisFixture } from './helpers/redis.ts'
+import { keysUnder, openBullmq, useRedis, type RedisFixture } from './helpers/redis.ts'
+import { waitFor } from './helpers/wait.ts'
 
 /** Items per BullMQ job here: a 25-item job is three chunks. */
 const CHUNK_SIZE = 10
@@ -26,29 +27,13 @@ const WAIT_MS = 20_000
 const CONNECT_WAIT_MS = 2_000
 const log = createLogger('silent')
 
-function sleep (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-async function until<T> (what: string, check: () => Promise<T | undefined>, timeoutMs = WAIT_MS): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(20)
-  }
+function until<T> (what: string, check: () => Promise<T | undefined>, timeoutMs = WAIT_MS): Promise<T> {
+  return waitFor(what, check, timeoutMs, 20)
 }
 
 /** A BullmqQueue on the test's prefix with its connection up, stopped and closed when the test ends. */
-async function openQueue (redis: RedisFixture): Promise<BullmqQueue> {
-  const q = new BullmqQueue({ url: redis.url, prefix: redis.prefix, chunkSize: CHUNK_SIZE })
-  redis.defer(async () => {
-    await q.stop(0).catch(() => {})
-    await q.close().catch(() => {})
-  })
-  await until('the Redis connection', async () => (await q.stats().then(() => true, () => false)) || undefined)
-  return q
+function openQueue (redis: RedisFixture): Promise<BullmqQueue> {
+  return openBullmq(redis, { chunkSize: CHUNK_SIZE })
 }
 
 /** A client of the test's own, closed when the test ends. */

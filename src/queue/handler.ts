@@ -1,5 +1,5 @@
 import type { Logger } from '../log.ts'
-import type { DueItem, ItemOutcome, SuppressionList } from './types.ts'
+import type { DueItem, ItemOutcome, SuppressionList } from './item-types.ts'
 
 /** What a handler's `parse` returns for a valid payload. */
 export interface ParsedJob<P> {

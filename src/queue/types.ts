@@ -1,5 +1,8 @@
 import type { Logger } from '../log.ts'
 import type { ItemEvent, JobHandler } from './handler.ts'
+import type { DueItem, ItemOutcome, SuppressionList } from './item-types.ts'
+
+export type { DueItem, ItemOutcome, Suppression, SuppressionList } from './item-types.ts'
 
 /** The states of a job. A job whose items all ended (some failed) is `done`; `failed` means it could not run. */
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled'
@@ -94,25 +97,6 @@ export interface ControlResult {
   changed: boolean
 }
 
-/** One suppressed address. */
-export interface Suppression {
-  email: string
-  reason: string
-  createdAt: string
-}
-
-/** Addresses later jobs skip: hard bounces and unsubscribes. Case-insensitive. */
-export interface SuppressionList {
-  /** Alphabetical, from `after` on. */
-  listSuppressed (limit: number, after?: string): Promise<Suppression[]>
-  /** Adds or updates an address; true when it was new. */
-  suppress (email: string, reason: string): Promise<boolean>
-  /** True when it was there. */
-  unsuppress (email: string): Promise<boolean>
-  /** The reasons of those of `emails` that are suppressed, by lower-cased address. */
-  suppressed (emails: readonly string[]): Promise<Map<string, string>>
-}
-
 /** `GET /stats`, the store's part. */
 export interface StoreStats {
   jobs: Record<'queued' | 'running' | 'done' | 'failed' | 'cancelled', number>
@@ -141,12 +125,6 @@ export interface ClaimedJob {
   attempts: number
   /** Runs that failed or died so far; runs that ended with items waiting for a retry do not count. */
   faults: number
-}
-
-/** An item due now. */
-export interface DueItem {
-  index: number
-  attempts: number
 }
 
 /**
@@ -192,12 +170,6 @@ export interface JobControl {
   purge (before: number): Promise<number>
   readonly suppressions: SuppressionList
 }
-
-/** How one item ended this time. */
-export type ItemOutcome =
-  | { state: 'done' }
-  | { state: 'failed', error: string }
-  | { state: 'retry', error: string, retryAt: number }
 
 /** What a queue needs to run jobs. */
 export interface RunOptions {

@@ -10,7 +10,7 @@ import { verifyBody, type Access } from './access.ts'
 import { peerOf } from './auth.ts'
 import { readBody } from './body.ts'
 import { sendJson } from './respond.ts'
-import { reject, type RouteContext } from './routes.ts'
+import { reject, type RouteContext } from './route-context.ts'
 
 /** The path of the route. */
 export const BOUNCES_PATH = '/bounces'

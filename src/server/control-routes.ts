@@ -5,7 +5,7 @@ import { isValidEmail } from '../smtp/addresses.ts'
 import { verifyBody, type Access } from './access.ts'
 import { readBody } from './body.ts'
 import { sendError, sendJson } from './respond.ts'
-import { reject, type RouteContext } from './routes.ts'
+import { reject, type RouteContext } from './route-context.ts'
 
 /** Bodies of control requests are small: an address and a reason at most. */
 const CONTROL_BODY_BYTES = 64 * 1024

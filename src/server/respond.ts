@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { InternalError, RequestError, StoreError, TriggerError, ValidationError } from '../errors.ts'
+import { writeJson } from '../json-response.ts'
 
 /** The code of a 500: an error that is not a TriggerError (a bug; the log has it). */
 export const INTERNAL_CODE = new InternalError().code
@@ -40,14 +41,7 @@ function lingerBeforeClose (socket: Socket): void {
 export function sendJson (res: ServerResponse, status: number, body: unknown, close = false): void {
   if (res.headersSent || res.destroyed) return
   if (close && !res.req.complete && res.socket !== null) lingerBeforeClose(res.socket as Socket)
-  const json = JSON.stringify(body)
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(json),
-    ...(close ? { Connection: 'close' } : {}),
-  })
-  // A client that is already gone is normal here (fire-and-forget): Node drops the write.
-  res.end(json)
+  writeJson(res, status, body, close ? { Connection: 'close' } : {})
 }
 
 /** The HTTP status and JSON body `{"error": {"code", "message"}}` for an error. */

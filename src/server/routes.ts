@@ -1,38 +1,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import {
-  BadJsonError, IncompleteBodyError, TriggerError, MethodNotAllowedError, NotFoundError, UnavailableError, UnsupportedMediaTypeError,
+  BadJsonError, IncompleteBodyError, MethodNotAllowedError, NotFoundError, UnavailableError, UnsupportedMediaTypeError,
 } from '../errors.ts'
-import type { Logger } from '../log.ts'
 import type { JobHandler } from '../queue/handler.ts'
-import type { JobQueue } from '../queue/types.ts'
-import { verifyBody, type Access, type AccessConfig } from './access.ts'
+import { verifyBody, type Access } from './access.ts'
 import { peerOf } from './auth.ts'
 import { bounceRoute } from './bounce-route.ts'
 import { controlRoute } from './control-routes.ts'
-import type { Metrics } from './metrics.ts'
 import { readBody } from './body.ts'
-import { INTERNAL_CODE, sendError, sendJson } from './respond.ts'
+import { sendError, sendJson } from './respond.ts'
+import { reject, type RouteContext } from './route-context.ts'
 
-/** Counters of this process since it started. */
-export interface IntakeCounters {
-  accepted: number
-  duplicates: number
-  rejected: number
-}
-
-/** What the job routes need. */
-export interface RouteContext {
-  queue: JobQueue
-  handlers: ReadonlyMap<string, JobHandler<unknown>>
-  access: AccessConfig
-  maxBodyBytes: number
-  counters: IntakeCounters
-  log: Logger
-  metrics: Metrics
-  isStopping: () => boolean
-  /** Logs a refusal at info, rate-limited per reason. */
-  noteRefusal: (code: string, message: string) => void
-}
+export { reject } from './route-context.ts'
+export type { IntakeCounters, RouteContext } from './route-context.ts'
 
 const JOB_PATH_RE = /^\/jobs\/([A-Za-z0-9_-]{1,64})$/
 const JSON_TYPE_RE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
@@ -40,16 +20,6 @@ const JSON_TYPE_RE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
 function header (req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name]
   return typeof value === 'string' && value !== '' ? value : undefined
-}
-
-/** Answers a refused request with its error, counted in /stats and /metrics. */
-export function reject (ctx: RouteContext, res: ServerResponse, err: unknown, close = false): void {
-  const code = err instanceof TriggerError ? err.code : INTERNAL_CODE
-  ctx.counters.rejected++
-  ctx.metrics.rejected.inc({ reason: code })
-  if (code === INTERNAL_CODE) ctx.log.error({ err }, 'request failed')
-  else ctx.noteRefusal(code, (err as Error).message)
-  sendError(res, err, close)
 }
 
 /** `POST /jobs/:type`: read, verify, validate, store durably, then 202. */

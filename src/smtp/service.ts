@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { writeJson } from '../json-response.ts'
 import type { Logger } from '../log.ts'
-import { sendJson } from '../server/respond.ts'
 import { emailHandler, type EmailJobOptions } from './email-job.ts'
 import { createMailer, type Mailer, type MailerOptions } from './mailer.ts'
 import { SINK_KEEP, startSink, type Sink } from './sink.ts'
@@ -52,7 +52,7 @@ export async function startEmailService (options: EmailServiceOptions): Promise<
       const url = new URL(req.url ?? '/', 'http://x')
       if (url.pathname !== '/mailbox') return false
       const limit = Math.min(Math.max(Number(url.searchParams.get('limit') ?? MAILBOX_PAGE) || MAILBOX_PAGE, 1), SINK_KEEP)
-      sendJson(res, 200, { received: sink.received(), messages: sink.messages().slice(0, limit) })
+      writeJson(res, 200, { received: sink.received(), messages: sink.messages().slice(0, limit) })
       return true
     },
     async close () {

@@ -1,0 +1,41 @@
+// What the routes of the receiver share: their context and the one way a refusal is answered and
+// counted. Below routes.ts and the routes it dispatches to (control-routes.ts, bounce-route.ts).
+import type { ServerResponse } from 'node:http'
+import { TriggerError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { JobHandler } from '../queue/handler.ts'
+import type { JobQueue } from '../queue/types.ts'
+import type { AccessConfig } from './access.ts'
+import type { Metrics } from './metrics.ts'
+import { INTERNAL_CODE, sendError } from './respond.ts'
+
+/** Counters of this process since it started. */
+export interface IntakeCounters {
+  accepted: number
+  duplicates: number
+  rejected: number
+}
+
+/** What the job routes need. */
+export interface RouteContext {
+  queue: JobQueue
+  handlers: ReadonlyMap<string, JobHandler<unknown>>
+  access: AccessConfig
+  maxBodyBytes: number
+  counters: IntakeCounters
+  log: Logger
+  metrics: Metrics
+  isStopping: () => boolean
+  /** Logs a refusal at info, rate-limited per reason. */
+  noteRefusal: (code: string, message: string) => void
+}
+
+/** Answers a refused request with its error, counted in /stats and /metrics. */
+export function reject (ctx: RouteContext, res: ServerResponse, err: unknown, close = false): void {
+  const code = err instanceof TriggerError ? err.code : INTERNAL_CODE
+  ctx.counters.rejected++
+  ctx.metrics.rejected.inc({ reason: code })
+  if (code === INTERNAL_CODE) ctx.log.error({ err }, 'request failed')
+  else ctx.noteRefusal(code, (err as Error).message)
+  sendError(res, err, close)
+}

@@ -15,15 +15,20 @@
 //   node --conditions=rawtrigger-source --import tsx scripts/bench-email.ts --json > bench-email.json
 //
 // Progress goes to stderr, the table (or --json) to stdout.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
 import nodemailer, { type SendMailOptions } from 'nodemailer'
 import { trigger } from 'rawtrigger'
 import { startSink, type Sink } from '../src/smtp/sink.ts'
+import { ROOT, startChild, type Child } from './kit/child.ts'
+import { cli } from './kit/cli.ts'
+import { getJson } from './kit/http.ts'
+import { phase } from './kit/progress.ts'
+import { sleep } from './kit/scope.ts'
+import { procStatusMb } from './kit/system.ts'
+import { aligned } from './kit/table.ts'
 
 const HELP = `Usage: node --conditions=rawtrigger-source --import tsx scripts/bench-email.ts [options]
 
@@ -36,9 +41,7 @@ const HELP = `Usage: node --conditions=rawtrigger-source --import tsx scripts/be
   --json                one JSON object instead of the table
   --help                this text`
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const POOL = { maxConnections: 5, maxMessages: 100 } // createMailer's defaults
-const START_TIMEOUT_MS = 30_000 // node + tsx + SQLite start; a guard
 const POLL_MS = 10 // /mailbox polling while a job runs
 const RSS_POLL_MS = 250
 const JOB_TIMEOUT_MS = 600_000 // one measured job; a guard
@@ -46,57 +49,22 @@ const TARGET_1000_S = 0.5
 const TARGET_RATIO = 0.8
 const TARGET_RSS_MB = 200
 
-const { values } = parseArgs({
-  options: {
-    'sizes': { type: 'string', default: '1000,10000' },
-    'warmup': { type: 'string', default: '200' },
-    'naive': { type: 'string', default: '50' },
-    'rss-recipients': { type: 'string', default: '100000' },
-    'rss-timeout-s': { type: 'string', default: '300' },
-    'json': { type: 'boolean', default: false },
-    'source': { type: 'boolean', default: false },
-    'help': { type: 'boolean', default: false },
-  },
+const flags = cli('bench-email', HELP, {
+  'sizes': { type: 'string', default: '1000,10000' },
+  'warmup': { type: 'string', default: '200' },
+  'naive': { type: 'string', default: '50' },
+  'rss-recipients': { type: 'string', default: '100000' },
+  'rss-timeout-s': { type: 'string', default: '300' },
+  'json': { type: 'boolean', default: false },
+  'source': { type: 'boolean', default: false },
 })
-if (values.help) {
-  process.stdout.write(`${HELP}\n`)
-  process.exit(0)
-}
-
-function usage (message: string): never {
-  process.stderr.write(`bench-email: ${message}\n(--help for usage)\n`)
-  process.exit(2)
-}
-
-function int (name: string, raw: string, min: number): number {
-  const n = Number(raw)
-  if (!Number.isInteger(n) || n < min) usage(`--${name} must be an integer ≥ ${min} (got ${raw})`)
-  return n
-}
-
-const sizes = values.sizes.split(',').map((s) => int('sizes', s.trim(), 1))
-const warmup = int('warmup', values.warmup, 0)
-const naiveCount = int('naive', values.naive, 1)
-const rssRecipients = int('rss-recipients', values['rss-recipients'], 0)
-const rssTimeoutMs = int('rss-timeout-s', values['rss-timeout-s'], 1) * 1000
-if (rssRecipients > 100_000) usage('--rss-recipients is at most 100000 (the job limit)')
-
-// ---------------------------------------------------------------- progress on stderr
-const tty = process.stderr.isTTY
-function phase (label: string): { progress (done: number, total: number): void, done (note: string): void } {
-  const start = performance.now()
-  process.stderr.write(tty ? `… ${label}` : `… ${label}\n`)
-  return {
-    progress (done, total) {
-      if (tty) process.stderr.write(`\r\x1b[K… ${label}  ${done}/${total} (${Math.floor(done / Math.max(total, 1) * 100)}%)`)
-    },
-    done (note) {
-      process.stderr.write(`${tty ? '\r\x1b[K' : ''}✓ ${label}: ${note} (${((performance.now() - start) / 1000).toFixed(1)} s)\n`)
-    },
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+const { values } = flags
+const sizes = flags.ints('sizes', 1)
+const warmup = flags.int('warmup', 0)
+const naiveCount = flags.int('naive', 1)
+const rssRecipients = flags.int('rss-recipients', 0)
+const rssTimeoutMs = flags.int('rss-timeout-s', 1) * 1000
+if (rssRecipients > 100_000) flags.usage('--rss-recipients is at most 100000 (the job limit)')
 
 // ---------------------------------------------------------------- the message
 const FROM = 'Shop <news@shop.example>'
@@ -119,13 +87,11 @@ function message (p: Person, jobId: string, index: number): SendMailOptions {
 }
 
 // ---------------------------------------------------------------- serve child
-interface Serve { url: string, child: ChildProcess, pid: number, stop (): Promise<void>, stderr (): string }
-
 /** How serve starts: the compiled CLI (built once per run), or the source through tsx. */
 let entry: string[] | undefined
 function serveEntry (): string[] {
   if (entry !== undefined) return entry
-  if (values.source) entry = ['--import', 'tsx', 'src/cli.ts']
+  if (values.source) entry = ['--conditions=rawtrigger-source', '--import', 'tsx', 'src/cli.ts']
   else {
     execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' })
     entry = ['dist/cli.js']
@@ -133,46 +99,9 @@ function serveEntry (): string[] {
   return entry
 }
 
-async function startServe (dataDir: string): Promise<Serve> {
-  const child = spawn(process.execPath, [...serveEntry(), 'serve', '--port', '0', '--data-dir', dataDir, '--sink-port', '0', '--log-level', 'warn'], {
-    cwd: ROOT,
-    env: { ...process.env, SMTP_URL: '', TRIGGER_SECRET: '', QUEUE_URL: '', LOG_LEVEL: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
-  child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr = (stderr + s).slice(-20_000) })
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  const deadline = Date.now() + START_TIMEOUT_MS
-  for (;;) {
-    const url = /rawtrigger listening on (http:\/\/\S+)/.exec(stdout)?.[1]
-    if (url !== undefined) {
-      return {
-        url,
-        child,
-        pid: child.pid as number,
-        stderr: () => stderr,
-        async stop () {
-          if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
-          const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
-          await exited
-          clearTimeout(timer)
-        },
-      }
-    }
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL')
-      throw new Error(`serve did not start\nstdout: ${stdout}\nstderr: ${stderr}`)
-    }
-    await sleep(20)
-  }
-}
-
-async function getJson<T> (url: string): Promise<T> {
-  const res = await fetch(url)
-  if (res.status !== 200) throw new Error(`GET ${url}: ${res.status} ${await res.text()}`)
-  return await res.json() as T
+type Serve = Child & { url: string }
+function startServe (dataDir: string): Promise<Serve> {
+  return startChild([...serveEntry(), 'serve', '--port', '0', '--data-dir', dataDir, '--sink-port', '0', '--log-level', 'warn'], { name: 'serve' })
 }
 
 interface Mailbox { received: number, messages: Array<{ receivedAt: string }> }
@@ -200,7 +129,7 @@ async function measureServe (serve: Serve, n: number, tag: string): Promise<{ se
   let box: Mailbox
   for (;;) {
     box = await getJson<Mailbox>(`${serve.url}/mailbox?limit=1`)
-    p.progress(box.received - before, n)
+    p.onProgress(box.received - before, n)
     if (box.received - before >= n) break
     if (Date.now() > deadline) throw new Error(`${box.received - before} of ${n} arrived after ${JOB_TIMEOUT_MS} ms`)
     await sleep(POLL_MS)
@@ -228,7 +157,7 @@ async function measureRaw (sink: Sink, n: number, tag: string): Promise<number> 
   const t0 = performance.now()
   await Promise.all(recipients.map(async (r, i) => {
     await transport.sendMail(message(r, `raw-${tag}`, i))
-    if (++done % 250 === 0) p.progress(done, n)
+    if (++done % 250 === 0) p.onProgress(done, n)
   }))
   const seconds = (performance.now() - t0) / 1000
   transport.close()
@@ -244,7 +173,7 @@ async function measureNaive (sink: Sink, n: number): Promise<number> {
     const transport = nodemailer.createTransport({ url: sink.url })
     await transport.sendMail(message(r, 'naive', i))
     transport.close()
-    p.progress(i + 1, n)
+    p.onProgress(i + 1, n)
   }
   const seconds = (performance.now() - t0) / 1000
   p.done(`${(n / seconds).toFixed(1)} mails/s`)
@@ -252,13 +181,6 @@ async function measureNaive (sink: Sink, n: number): Promise<number> {
 }
 
 // ---------------------------------------------------------------- peak RSS
-function procStatusMb (pid: number, field: 'VmHWM' | 'VmRSS'): number | undefined {
-  const file = `/proc/${pid}/status`
-  if (!existsSync(file)) return undefined
-  const kb = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(readFileSync(file, 'utf8'))?.[1]
-  return kb === undefined ? undefined : Number(kb) / 1024
-}
-
 interface RssResult { recipients: number, startRssMb: number, peakRssMb: number, sent: number, seconds: number, finished: boolean }
 
 async function measureRss (n: number): Promise<RssResult | undefined> {
@@ -280,7 +202,7 @@ async function measureRss (n: number): Promise<RssResult | undefined> {
       await sleep(RSS_POLL_MS)
       peak = Math.max(peak, procStatusMb(serve.pid, 'VmHWM') ?? 0)
       job = await getJson<JobView>(`${serve.url}/jobs/${id}`).catch(() => job)
-      p.progress(job.sent + job.failed, n)
+      p.onProgress(job.sent + job.failed, n)
       if (job.state === 'done' || job.state === 'failed') break
     }
     peak = Math.max(peak, procStatusMb(serve.pid, 'VmHWM') ?? 0)
@@ -354,14 +276,12 @@ if (values.json) {
   const ref = results[0]
   rows.push([`naive loop, measured`, String(naiveCount), `${naiveSeconds.toFixed(2)} s`, naiveRate.toFixed(1), ref === undefined ? '' : `${(naiveRate / ref.rawRate).toFixed(3)}×`])
   rows.push([`naive loop, EXTRAPOLATED`, '1,000', `${(1000 / naiveRate).toFixed(1)} s`, naiveRate.toFixed(1), ''])
-  const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? []
-  const line = (r: string[]): string => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('   ')
   const out = [
     `E-mail: trigger to last 250 — embedded sink (smtp-server), pool of ${POOL.maxConnections}, ${POOL.maxMessages} messages per connection`,
     `Node ${machine.node}, ${machine.cpus} × ${machine.cpu}, load ${machine.loadavg.join(' ')}`,
     'serve: a child process with its sink in-process; raw pool and naive loop: this process, sink in-process too',
     '',
-    ...rows.map(line),
+    ...aligned(rows, (c) => c > 0, '   '),
     '',
     ...(results.map((r) => `trigger() blocked the caller ${r.triggerMs.toFixed(1)} ms for the ${r.mails.toLocaleString('en')}-recipient job`)),
     ...(rss === undefined ? [] : [`peak RSS of serve, ${rss.recipients.toLocaleString('en')}-recipient job: ${rss.peakRssMb.toFixed(0)} MB (${rss.startRssMb.toFixed(0)} MB at start); ` +

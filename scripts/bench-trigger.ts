@@ -20,12 +20,12 @@ import {
 import { addError, errorCode, measure, median, medianStats, type Measurement, type OnProgress } from './bench/measure.ts'
 import { loadLibrary, type LoadedLibrary } from './bench/library.ts'
 import { measurePhp, measurePhpClient, phpVersion } from './bench/php.ts'
-import { phase } from './bench/progress.ts'
+import { phase } from './kit/progress.ts'
 import { startReceiver, type Receiver } from './bench/receiver-client.ts'
 import {
   checkTargets, formatText, type BenchResult, type ContenderResult, type FireManyResult, type FireManyRun, type PhaseRun,
 } from './bench/report.ts'
-import { loadAverage, machine, timeWaitSockets } from './bench/system.ts'
+import { loadAverage, machine, timeWaitSockets } from './kit/system.ts'
 
 const HELP = `Usage: npm run bench -- [options]
 

@@ -18,7 +18,7 @@ import { makeFireTrigger } from './bench/contenders.ts'
 import { formatSummary, summarise } from './bench/cpuprofile.ts'
 import { loadLibrary, type LoadedLibrary } from './bench/library.ts'
 import { measure } from './bench/measure.ts'
-import { phase } from './bench/progress.ts'
+import { phase } from './kit/progress.ts'
 import { startReceiver } from './bench/receiver-client.ts'
 
 const HELP = `Usage: node --conditions=rawtrigger-source --import tsx scripts/profile-trigger.ts [options]

@@ -1,6 +1,6 @@
 // The benchmark's results, the targets judged on them, and the summary a person reads.
 import type { Measurement, Stats } from './measure.ts'
-import type { Machine, TimeWait } from './system.ts'
+import type { Machine, TimeWait } from '../kit/system.ts'
 
 export interface ContenderResult {
   name: string

@@ -4,7 +4,7 @@
 import { sign, type Secret } from 'rawtrigger'
 import type { Outcome } from './flood.ts'
 import type { SmtpSink } from './smtp-sink.ts'
-import { sleep } from './scope.ts'
+import { sleep } from '../kit/scope.ts'
 
 /** Jobs per page of GET /jobs (its maximum). */
 const PAGE = 500

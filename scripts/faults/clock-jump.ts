@@ -9,7 +9,7 @@ import { createLogger } from '../../src/log.ts'
 import { jobBody, type ClientMode, type Flood, type Outcome } from './flood.ts'
 import type { Fault, FaultContext } from './options.ts'
 import { RowBuilder, type Row } from './row.ts'
-import { sleep } from './scope.ts'
+import { sleep } from '../kit/scope.ts'
 import { startSmtpSink } from './smtp-sink.ts'
 import { floodAround, verifyStore } from './verify.ts'
 

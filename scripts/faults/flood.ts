@@ -10,7 +10,7 @@
 import http from 'node:http'
 import { sign, trigger, TriggerError, type Secret } from 'rawtrigger'
 import { startPhpFlood } from './php-client.ts'
-import { sleep } from './scope.ts'
+import { sleep } from '../kit/scope.ts'
 
 export type ClientMode = 'keep-alive' | 'new-connection' | 'php'
 export const CLIENT_MODES: readonly ClientMode[] = ['keep-alive', 'new-connection', 'php']

@@ -2,7 +2,7 @@
 // run npm test does), and the shared shape of a fault.
 import type { ClientMode } from './flood.ts'
 import type { Row } from './row.ts'
-import type { Scope } from './scope.ts'
+import type { Scope } from '../kit/scope.ts'
 
 /** Where serve commits new SQLite jobs (serve --sqlite-writer). */
 export type WriterMode = 'thread' | 'inline'

@@ -3,7 +3,7 @@
 // be killed and started again on the same port and dir, which is the fault.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { Redis } from 'ioredis'
-import { freePort, until, type Scope } from './scope.ts'
+import { freePort, until, type Scope } from '../kit/scope.ts'
 
 /** Loading the append-only file of a few thousand jobs takes well under a second; this is a guard. */
 const START_TIMEOUT_MS = 15_000

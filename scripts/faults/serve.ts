@@ -5,7 +5,7 @@
 // the environment cleared so a person's TRIGGER_SECRET or SMTP_URL cannot leak in.
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import type { Scope } from './scope.ts'
+import type { Scope } from '../kit/scope.ts'
 
 /** The repository root: the child's working directory. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))

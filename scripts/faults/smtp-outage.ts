@@ -7,7 +7,7 @@ import { startServe } from './serve.ts'
 import { fireOnce } from './flood.ts'
 import type { Fault, FaultContext } from './options.ts'
 import { RowBuilder, type Row } from './row.ts'
-import { freePort, sleep, until } from './scope.ts'
+import { freePort, sleep, until } from '../kit/scope.ts'
 import { startSmtpSink } from './smtp-sink.ts'
 import { sqliteArgs } from './sqlite-kill.ts'
 

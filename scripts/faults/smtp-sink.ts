@@ -4,7 +4,7 @@
 // connection cut mid-DATA — is seen as a duplicate, and a message of a job nobody stored as invented.
 import type { Socket } from 'node:net'
 import { SMTPServer } from 'smtp-server'
-import { freePort } from './scope.ts'
+import { freePort } from '../kit/scope.ts'
 
 /** Head bytes kept per message: the Message-ID is in the first lines nodemailer writes. */
 const HEAD_BYTES = 4096

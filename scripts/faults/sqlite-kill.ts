@@ -4,7 +4,7 @@
 import type { ClientMode } from './flood.ts'
 import type { Fault, FaultContext, WriterMode } from './options.ts'
 import { RowBuilder, type Row } from './row.ts'
-import { freePort } from './scope.ts'
+import { freePort } from '../kit/scope.ts'
 import { startServe } from './serve.ts'
 import { startSmtpSink } from './smtp-sink.ts'
 import { floodAround, verifyStore } from './verify.ts'

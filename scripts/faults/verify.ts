@@ -6,7 +6,7 @@ import { clientFigures, mailFigures, storeFigures, waitSettled } from './check.t
 import { fireOnce, startFlood, type ClientMode, type Flood, type Outcome } from './flood.ts'
 import type { FaultContext } from './options.ts'
 import type { RowBuilder } from './row.ts'
-import { sleep } from './scope.ts'
+import { sleep } from '../kit/scope.ts'
 import type { SmtpSink } from './smtp-sink.ts'
 
 /** What {@link floodAround} saw. */

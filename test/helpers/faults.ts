@@ -6,7 +6,7 @@ import type { TestContext } from 'node:test'
 import { QUICK, type FaultOptions } from '../../scripts/faults/options.ts'
 import { allFaults } from '../../scripts/faults/registry.ts'
 import { formatRow, type Row } from '../../scripts/faults/row.ts'
-import { Scope } from '../../scripts/faults/scope.ts'
+import { Scope } from '../../scripts/kit/scope.ts'
 
 /** The test's settings: shorter than `npm run faults -- --quick`. */
 export const TEST_OPTIONS: FaultOptions = { ...QUICK, floodMs: 1_500, concurrency: 8, writers: ['thread', 'inline'] }

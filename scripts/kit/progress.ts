@@ -1,5 +1,6 @@
 // Progress on stderr: a line rewritten in place on a terminal, one line per phase otherwise.
-import type { OnProgress } from './measure.ts'
+/** Reports progress: done so far out of the total. */
+export type OnProgress = (done: number, total: number) => void
 
 export interface Phase {
   onProgress: OnProgress

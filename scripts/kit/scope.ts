@@ -1,6 +1,7 @@
-// What one fault run leaves behind, undone in reverse order when it ends: children killed -9,
-// mounts unmounted, temp dirs removed. Every open scope is also closed when the harness is
-// interrupted (Ctrl-C, SIGTERM) or fails, so a run never leaves a serve, a redis-server or a tmpfs.
+// What one run (a fault row, a benchmark phase) leaves behind, undone in reverse order when it
+// ends: children killed -9, mounts unmounted, temp dirs removed, Redis keys deleted. Every open
+// scope is also closed when the script is interrupted (Ctrl-C, SIGTERM) or fails, so a run never
+// leaves a serve, a redis-server or a tmpfs behind.
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -11,12 +12,15 @@ type Undo = () => unknown
 
 const open = new Set<Scope>()
 
-/** The clean-up list of one fault run. */
+/** The clean-up list of one run. */
 export class Scope {
   readonly #undo: Undo[] = []
+  readonly #tempPrefix: string
   #closed: Promise<void> | undefined
 
-  constructor () {
+  /** `tempPrefix` begins the names of its temp dirs. */
+  constructor (tempPrefix = 'rawtrigger-faults') {
+    this.#tempPrefix = tempPrefix
     open.add(this)
   }
 
@@ -25,9 +29,9 @@ export class Scope {
     this.#undo.push(fn)
   }
 
-  /** A new temp dir, removed at the end. */
-  tempDir (label: string): string {
-    const dir = mkdtempSync(join(tmpdir(), `rawtrigger-faults-${label}-`))
+  /** A new temp dir, `<tempPrefix>-<label>-XXXXXX`, removed at the end. */
+  tempDir (label?: string): string {
+    const dir = mkdtempSync(join(tmpdir(), `${this.#tempPrefix}-${label === undefined ? '' : `${label}-`}`))
     this.defer(() => rmSync(dir, { recursive: true, force: true }))
     return dir
   }
@@ -78,12 +82,12 @@ export async function closeAll (): Promise<void> {
 }
 
 /** Closes every open scope on SIGINT/SIGTERM and exits 130/143; on a second signal, exits at once. */
-export function closeOnSignals (): void {
+export function closeOnSignals (script = 'faults'): void {
   let stopping = false
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) process.exit(1)
     stopping = true
-    process.stderr.write(`\nfaults: ${signal}: stopping the children and removing the temp dirs\n`)
+    process.stderr.write(`\n${script}: ${signal}: stopping the children and removing the temp dirs\n`)
     void closeAll().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143))
   }
   process.on('SIGINT', onSignal)

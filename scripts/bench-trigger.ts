@@ -12,20 +12,21 @@
 // Where trigger()'s microseconds go: scripts/profile-trigger.ts (CPU profile of the same loop).
 //
 // PHP is measured when `php` is on PATH (Debian: apt-get install php-cli), else skipped.
-import { parseArgs } from 'node:util'
 import type { FireManySummary } from 'rawtrigger'
 import {
   awaitChild, CONTENDERS, fetchPost, httpClose, JOB, LABELS, makeFireTrigger, makeHttpKeepAlive, makeSpawn, PHP_CONTENDERS, type ContenderName,
 } from './bench/contenders.ts'
-import { addError, errorCode, measure, median, medianStats, type Measurement, type OnProgress } from './bench/measure.ts'
-import { loadLibrary, type LoadedLibrary } from './bench/library.ts'
-import { measurePhp, measurePhpClient, phpVersion } from './bench/php.ts'
-import { phase } from './kit/progress.ts'
+import { measure, medianStats, type Measurement } from './bench/measure.ts'
+import { loadLibrary } from './bench/library.ts'
+import { measurePhp, measurePhpClient } from './bench/php.ts'
+import { cli } from './kit/cli.ts'
+import { phase, type OnProgress } from './kit/progress.ts'
+import { addError, errorCode, median, repeat } from './kit/stats.ts'
 import { startReceiver, type Receiver } from './bench/receiver-client.ts'
 import {
   checkTargets, formatText, type BenchResult, type ContenderResult, type FireManyResult, type FireManyRun, type PhaseRun,
 } from './bench/report.ts'
-import { loadAverage, machine, timeWaitSockets } from './kit/system.ts'
+import { loadAverage, machine, phpVersion, timeWaitSockets } from './kit/system.ts'
 
 const HELP = `Usage: npm run bench -- [options]
 
@@ -53,12 +54,7 @@ Progress goes to stderr.`
 const SETTLE_MS = 5_000 // longest wait for the receiver to count what was sent
 const FIRE_MANY_SETTLE_MS = 10_000
 
-function usage (message: string): never {
-  process.stderr.write(`bench-trigger: ${message}\n(--help for usage)\n`)
-  process.exit(2)
-}
-
-const OPTIONS = {
+const flags = cli('bench-trigger', HELP, {
   'iterations': { type: 'string', default: '3000' },
   'warmup': { type: 'string', default: '500' },
   'spawn-iterations': { type: 'string', default: '300' },
@@ -70,41 +66,17 @@ const OPTIONS = {
   'only': { type: 'string' },
   'dist': { type: 'boolean', default: false },
   'json': { type: 'boolean', default: false },
-  'help': { type: 'boolean', default: false },
-} as const
-
-let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>
-try {
-  parsed = parseArgs({ options: OPTIONS })
-} catch (err) {
-  usage((err as Error).message)
-}
-const { values } = parsed
-
-if (values.help) {
-  process.stdout.write(`${HELP}\n`)
-  process.exit(0)
-}
-
-function count (name: string, min: number): number {
-  const raw = values[name as keyof typeof values] as string
-  const n = Number(raw)
-  if (!Number.isInteger(n) || n < min) usage(`--${name} must be an integer ≥ ${min} (got ${raw})`)
-  return n
-}
-
-const iterations = count('iterations', 1)
-const warmup = count('warmup', 0)
-const spawnIterations = count('spawn-iterations', 1)
-const spawnWarmup = count('spawn-warmup', 0)
-const runs = count('runs', 1)
-const pauseMs = count('pause-ms', 0)
-const fireManyCount = count('fire-many', 0)
-const concurrency = count('concurrency', 1)
-const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '')
-for (const name of only ?? []) {
-  if (!(CONTENDERS as readonly string[]).includes(name) && name !== 'fire-many') usage(`--only: unknown name ${name}`)
-}
+})
+const { values } = flags
+const iterations = flags.int('iterations', 1)
+const warmup = flags.int('warmup', 0)
+const spawnIterations = flags.int('spawn-iterations', 1)
+const spawnWarmup = flags.int('spawn-warmup', 0)
+const runs = flags.int('runs', 1)
+const pauseMs = flags.int('pause-ms', 0)
+const fireManyCount = flags.int('fire-many', 0)
+const concurrency = flags.int('concurrency', 1)
+const only = values.only === undefined ? undefined : flags.pick('only', [...CONTENDERS, 'fire-many'])
 const selected = CONTENDERS.filter((c) => only === undefined || only.includes(c))
 const runFireMany = fireManyCount > 0 && (only === undefined || only.includes('fire-many'))
 
@@ -118,14 +90,7 @@ const contenders = selected.filter((c) => {
   return false
 })
 
-let loaded: LoadedLibrary
-try {
-  loaded = await loadLibrary(values.dist)
-} catch (err) {
-  process.stderr.write(`bench-trigger: ${(err as Error).message}\n`)
-  process.exit(1)
-}
-const { lib, build } = loaded
+const { lib, build } = await loadLibrary(values.dist, 'bench-trigger')
 const fireTrigger = makeFireTrigger(lib.trigger)
 const receiver = await startReceiver()
 const fireTriggerUnix = makeFireTrigger(lib.trigger, receiver.socketPath)
@@ -154,14 +119,8 @@ const perRequest = (cpuUs: number, requests: number): number => (requests > 0 ? 
 async function fireManyRun (r: Receiver, label: string): Promise<FireManyRun> {
   const p = phase(label)
   const before = await r.count()
-  function * bodies (): Generator<typeof JOB> {
-    for (let i = 0; i < fireManyCount; i++) {
-      if (i % 1_000 === 0) p.onProgress(i, fireManyCount)
-      yield JOB
-    }
-  }
   const cpuStart = process.cpuUsage()
-  const summary: FireManySummary = await lib.fireMany(r.url, bodies(), { concurrency })
+  const summary: FireManySummary = await lib.fireMany(r.url, repeat(JOB, fireManyCount, p.onProgress), { concurrency })
   const cpu = process.cpuUsage(cpuStart)
   const after = await r.settle(before.requests + summary.sent, FIRE_MANY_SETTLE_MS)
   const received = after.requests - before.requests

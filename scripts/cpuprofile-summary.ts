@@ -6,10 +6,9 @@
 //   node --import tsx scripts/cpuprofile-summary.ts FILE.cpuprofile --json
 //
 // Profiles come from `node --cpu-prof --cpu-prof-dir=DIR …` or from scripts/profile-trigger.ts.
-import { readdirSync, readFileSync, statSync } from 'node:fs'
-import path from 'node:path'
-import { parseArgs } from 'node:util'
-import { formatSummary, summarise, type CpuProfile } from './bench/cpuprofile.ts'
+import { readFileSync, statSync } from 'node:fs'
+import { formatSummary, newestProfile, summarise, type CpuProfile } from './bench/cpuprofile.ts'
+import { cli } from './kit/cli.ts'
 
 const HELP = `Usage: node --import tsx scripts/cpuprofile-summary.ts <file.cpuprofile | dir> [options]
 
@@ -21,44 +20,22 @@ const HELP = `Usage: node --import tsx scripts/cpuprofile-summary.ts <file.cpupr
 A directory means its newest .cpuprofile. Self time: samples in the function itself.
 Inclusive: samples with the function anywhere on the stack (recursion counted once).`
 
-function usage (message: string): never {
-  process.stderr.write(`cpuprofile-summary: ${message}\n(--help for usage)\n`)
-  process.exit(2)
-}
-
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    top: { type: 'string', default: '30' },
-    calls: { type: 'string' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
-  },
-})
-
-if (values.help) {
-  process.stdout.write(`${HELP}\n`)
-  process.exit(0)
-}
+const flags = cli('cpuprofile-summary', HELP, {
+  top: { type: 'string', default: '30' },
+  calls: { type: 'string' },
+  json: { type: 'boolean', default: false },
+}, true)
+const { values, positionals, usage } = flags
 if (positionals.length !== 1) usage('give one .cpuprofile file or a directory')
-const top = Number(values.top)
-if (!Number.isInteger(top) || top < 1) usage(`--top must be a positive integer (got ${values.top})`)
-const calls = values.calls === undefined ? undefined : Number(values.calls)
-if (calls !== undefined && (!Number.isInteger(calls) || calls < 1)) usage(`--calls must be a positive integer (got ${values.calls})`)
-
-function newestProfile (dir: string): string {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f))
-  const newest = files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]
-  if (newest === undefined) usage(`no .cpuprofile in ${dir}`)
-  return newest
-}
+const top = flags.int('top', 1)
+const calls = values.calls === undefined ? undefined : flags.int('calls', 1)
 
 const given = positionals[0] as string
 let file: string
 try {
-  file = statSync(given).isDirectory() ? newestProfile(given) : given
+  file = statSync(given).isDirectory() ? newestProfile(given) ?? usage(`no .cpuprofile in ${given}`) : given
 } catch (err) {
-  usage(`cannot read ${given}: ${(err as Error).message}`)
+  file = usage(`cannot read ${given}: ${(err as Error).message}`)
 }
 const summary = summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile)
 

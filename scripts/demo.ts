@@ -10,10 +10,11 @@ import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { MAX_RECIPIENTS, trigger, type JobView } from 'rawtrigger'
 import { createProgress } from './demo/progress.ts'
+import { cli } from './kit/cli.ts'
 import { startServeChild, type ServeChild } from './demo/serve-child.ts'
+import { sleep } from './kit/scope.ts'
 import { measureSyncLoop } from './demo/sync-loop.ts'
 
 const HELP = `Usage: npm run demo -- [options]
@@ -36,29 +37,18 @@ const WARMUP_TRIGGERS = 3
 /** E-mails of the synchronous-loop sample; the rest is extrapolated. */
 const SYNC_SAMPLE = 20
 
-const { values } = parseArgs({
-  options: {
-    recipients: { type: 'string', default: '1000' },
-    json: { type: 'boolean', default: false },
-    keep: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
+const flags = cli('demo', HELP, {
+  recipients: { type: 'string', default: '1000' },
+  json: { type: 'boolean', default: false },
+  keep: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
 })
-if (values.help) {
-  process.stdout.write(HELP)
-  process.exit(0)
-}
-const total = Number(values.recipients)
-if (!Number.isInteger(total) || total < 1 || total > MAX_RECIPIENTS) {
-  process.stderr.write(`demo: --recipients must be an integer from 1 to ${MAX_RECIPIENTS} (got ${values.recipients})\n`)
-  process.exit(2)
-}
+const { values } = flags
+const total = flags.int('recipients', 1, undefined, MAX_RECIPIENTS)
 const json = values.json
 const say = (line = ''): void => { if (!json) process.stdout.write(line + '\n') }
 const n = (x: number): string => x.toLocaleString('en-US')
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
 async function getJson<T> (url: string): Promise<{ status: number, body: T }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(5_000) })
   return { status: res.status, body: await res.json() as T }

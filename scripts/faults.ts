@@ -14,10 +14,10 @@
 // Redis rows a redis-server of its own on a free port in a temp dir (never the shared 6379). The
 // disk-full row mounts a small tmpfs (root only; skipped otherwise). Children, mounts and temp dirs
 // are removed at the end, on Ctrl-C, and when --timeout passes. Progress on stderr, rows on stdout.
-import { parseArgs } from 'node:util'
 import { allFaults, FAULT_GROUPS } from './faults/registry.ts'
 import { DEFAULTS, QUICK, type FaultOptions, type WriterMode } from './faults/options.ts'
 import { formatRow, type Row } from './faults/row.ts'
+import { cli } from './kit/cli.ts'
 import { closeAll, closeOnSignals, Scope } from './kit/scope.ts'
 import { redisServerMissing } from './faults/redis-server.ts'
 import { CLIENT_MODES, type ClientMode } from './faults/flood.ts'
@@ -41,45 +41,17 @@ const HELP = `Usage: npm run faults -- [options]
   --json               one JSON object on stdout instead of the rows
   --help               this text`
 
-function usage (message: string): never {
-  process.stderr.write(`faults: ${message}\n(--help for usage)\n`)
-  process.exit(2)
-}
-
-const FLAGS = {
+const flags = cli('faults', HELP, {
   'faults': { type: 'string' }, 'quick': { type: 'boolean', default: false }, 'flood-ms': { type: 'string' },
   'concurrency': { type: 'string' }, 'recipients': { type: 'string' }, 'down-ms': { type: 'string' },
   'smtp-outage-ms': { type: 'string' }, 'big-job': { type: 'string' }, 'settle-ms': { type: 'string' },
   'writers': { type: 'string' }, 'modes': { type: 'string' }, 'timeout': { type: 'string' },
-  'list': { type: 'boolean', default: false }, 'json': { type: 'boolean', default: false }, 'help': { type: 'boolean', default: false },
-} as const
-
-let values: ReturnType<typeof parseArgs<{ options: typeof FLAGS }>>['values']
-try {
-  values = parseArgs({ options: FLAGS }).values
-} catch (err) {
-  usage((err as Error).message)
-}
-if (values.help) {
-  process.stdout.write(`${HELP}\n`)
-  process.exit(0)
-}
-
+  'list': { type: 'boolean', default: false }, 'json': { type: 'boolean', default: false },
+})
+const { values, usage } = flags
 const base = values.quick ? QUICK : DEFAULTS
-function int (flag: keyof typeof values, fallback: number, min: number): number {
-  const raw = values[flag] as string | undefined
-  if (raw === undefined) return fallback
-  const n = Number(raw)
-  if (!Number.isInteger(n) || n < min) usage(`--${flag} must be an integer ≥ ${min} (got ${raw})`)
-  return n
-}
-function list<T extends string> (flag: 'writers' | 'modes', all: readonly T[], fallback: readonly T[]): T[] {
-  const raw = values[flag]
-  if (raw === undefined) return [...fallback]
-  const picked = raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
-  for (const p of picked) if (!(all as readonly string[]).includes(p)) usage(`--${flag}: unknown ${p} (one of ${all.join(', ')})`)
-  return all.filter((a) => picked.includes(a))
-}
+const int = (flag: Parameters<typeof flags.int>[0], fallback: number, min: number): number => flags.int(flag, min, fallback)
+const list = <T extends string>(flag: 'writers' | 'modes', all: readonly T[], fallback: readonly T[]): T[] => flags.pick(flag, all, fallback)
 
 const options: FaultOptions = {
   floodMs: int('flood-ms', base.floodMs, 500),

@@ -21,10 +21,11 @@
 // over --runs), its bar and goal, and a verdict — goal met, bar met, goal not, NOT met, or not
 // measured (a target or mode left out, Redis not answering). Then the trigger side's checks.
 // Progress goes to stderr, the summary (or --json: `targets` is that table, `checks` the rest) to stdout.
-import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import os from 'node:os'
-import { parseArgs } from 'node:util'
+import { cli } from './kit/cli.ts'
+import { phase } from './kit/progress.ts'
+import { redisUrl as redisUrlFrom, shownUrl } from './kit/redis.ts'
+import { cpus, phpVersion, readProc } from './kit/system.ts'
 import { MODES, runOnce, runProfiles, type LoadOptions, type Mode, type Row } from './load/run.ts'
 import { formatGoals, goals } from './load/goals.ts'
 import { checkTriggers, formatChecks, formatTables, summarise } from './load/report.ts'
@@ -50,86 +51,33 @@ const HELP = `Usage: npm run load -- [options]
   --json               one JSON object instead of the tables
   --help               this text`
 
-function usage (message: string): never {
-  process.stderr.write(`load: ${message}\n(--help for usage)\n`)
-  process.exit(2)
-}
-
-const OPTIONS = {
+const flags = cli('load', HELP, {
   'connections': { type: 'string' }, 'duration': { type: 'string' }, 'warmup': { type: 'string' },
   'triggers': { type: 'string' }, 'concurrency': { type: 'string' }, 'pool-connections': { type: 'string' },
   'php': { type: 'string' }, 'sequential': { type: 'string' }, 'runs': { type: 'string' },
   'targets': { type: 'string' }, 'modes': { type: 'string' }, 'redis': { type: 'string' },
   'profile': { type: 'boolean', default: false }, 'profile-dir': { type: 'string' },
-  'quick': { type: 'boolean', default: false }, 'json': { type: 'boolean', default: false }, 'help': { type: 'boolean', default: false },
-} as const
-
-let values: ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values']
-try {
-  values = parseArgs({ options: OPTIONS }).values
-} catch (err) {
-  usage((err as Error).message)
-}
-if (values.help) {
-  process.stdout.write(`${HELP}\n`)
-  process.exit(0)
-}
-
+  'quick': { type: 'boolean', default: false }, 'json': { type: 'boolean', default: false },
+})
+const { values, usage } = flags
 const quick = values.quick
-function int (name: keyof typeof values, normal: number, short: number, min: number): number {
-  const raw = values[name] as string | undefined
-  if (raw === undefined) return quick ? short : normal
-  const n = Number(raw)
-  if (!Number.isInteger(n) || n < min) usage(`--${name} must be an integer ≥ ${min} (got ${raw})`)
-  return n
-}
+const int = (name: Parameters<typeof flags.int>[0], normal: number, short: number, min: number): number => flags.int(name, min, quick ? short : normal)
 
-function list<T extends string> (name: 'targets' | 'modes', all: readonly T[]): T[] {
-  const raw = values[name]
-  if (raw === undefined) return [...all]
-  const picked = raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
-  for (const p of picked) if (!(all as readonly string[]).includes(p)) usage(`--${name}: unknown ${p} (one of ${all.join(', ')})`)
-  return all.filter((a) => picked.includes(a))
-}
-
-const redisUrl = values.redis ?? (process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '' ? process.env.REDIS_URL : 'redis://127.0.0.1:6379/0')
-let redisHost: string
-try {
-  redisHost = new URL(redisUrl).hostname
-} catch {
-  usage(`--redis is not a URL: ${redisUrl}`)
-}
+const redisUrl = redisUrlFrom(values.redis, 'redis://127.0.0.1:6379/0')
+const redisHost = URL.canParse(redisUrl) ? new URL(redisUrl).hostname : usage(`--redis is not a URL: ${redisUrl}`)
 if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(redisHost)) usage(`--redis must be on loopback (got ${redisHost}): this test sends load to this machine only`)
 
 const notes: string[] = []
-let targets = list<TargetName>('targets', TARGETS)
-const modes = list<Mode>('modes', MODES)
+let targets = flags.pick<TargetName>('targets', TARGETS)
+const modes = flags.pick<Mode>('modes', MODES)
 const redis = targets.some((t) => ON_REDIS.has(t)) ? await redisVersion(redisUrl) : undefined
 if (redis === undefined && targets.some((t) => ON_REDIS.has(t))) {
   const skipped = targets.filter((t) => ON_REDIS.has(t))
   notes.push(`Redis does not answer at ${redisUrl}: skipped ${skipped.join(', ')}`)
   targets = targets.filter((t) => !ON_REDIS.has(t))
 }
-let php: string | undefined
-try {
-  php = execFileSync('php', ['-r', 'echo PHP_VERSION;'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
-} catch {
-  notes.push('php is not installed: the PHP fsockopen loop is skipped')
-}
-
-function progress (label: string): { onProgress: (done: number, total: number) => void, done: (note: string) => void } {
-  const tty = process.stderr.isTTY
-  const start = performance.now()
-  if (!tty) process.stderr.write(`… ${label}\n`)
-  return {
-    onProgress (done, total) {
-      if (tty) process.stderr.write(`\r\x1b[K… ${label}  ${done}/${total} (${total === 0 ? 100 : Math.floor((done / total) * 100)}%)`)
-    },
-    done (note) {
-      process.stderr.write(`${tty ? '\r\x1b[K' : ''}✓ ${label}: ${note} (${((performance.now() - start) / 1000).toFixed(1)} s)\n`)
-    },
-  }
-}
+const php = phpVersion()
+if (php === undefined) notes.push('php is not installed: the PHP fsockopen loop is skipped')
 
 const options: LoadOptions = {
   connections: int('connections', 50, 8, 1),
@@ -145,7 +93,7 @@ const options: LoadOptions = {
   redisUrl,
   profile: values.profile || values['profile-dir'] !== undefined,
   ...(values['profile-dir'] === undefined ? {} : { profileDir: values['profile-dir'] }),
-  progress,
+  progress: phase,
 }
 
 if (options.runs === 0 && !options.profile) usage('--runs 0 only makes sense with --profile')
@@ -159,14 +107,6 @@ process.once('uncaughtException', (err) => {
   process.stderr.write(`load: ${err.stack ?? String(err)}\ncleaning up…\n`)
   void cleanUpAll(redisUrl).finally(() => process.exit(1))
 })
-
-function readProc (path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8').trim().replace(/\s+/g, ' ')
-  } catch {
-    return null
-  }
-}
 
 const loadStart = os.loadavg()[0] ?? NaN
 const rows: Row[] = []
@@ -189,16 +129,15 @@ const summary = summarise(rows)
 const targetTable = goals(rows, summary)
 const checks = checkTriggers(summary)
 const machine = {
-  cpus: os.availableParallelism(),
-  cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
+  ...cpus(),
   node: process.version,
   php: php ?? null,
   redis: redis ?? null,
   loadAverage: { start: loadStart, end: os.loadavg()[0] ?? NaN },
-  tcpTwReuse: readProc('/proc/sys/net/ipv4/tcp_tw_reuse'),
-  somaxconn: readProc('/proc/sys/net/core/somaxconn'),
+  tcpTwReuse: readProc('/proc/sys/net/ipv4/tcp_tw_reuse', ' '),
+  somaxconn: readProc('/proc/sys/net/core/somaxconn', ' '),
 }
-const settings = { ...options, progress: undefined, modes, redisUrl: redisUrl.replace(/\/\/[^@/]*@/, '//***@'), prefixes }
+const settings = { ...options, progress: undefined, modes, redisUrl: shownUrl(redisUrl), prefixes }
 
 if (values.json) {
   process.stdout.write(`${JSON.stringify({ machine, settings, summary, targets: targetTable, checks, rows, profiles, notes })}\n`)

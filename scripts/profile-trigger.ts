@@ -10,13 +10,12 @@
 //   --import tsx scripts/bench-trigger.ts --only trigger --iterations 20000 --fire-many 0
 // then: node --import tsx scripts/cpuprofile-summary.ts /tmp/prof
 import { writeFileSync } from 'node:fs'
-import { Session } from 'node:inspector/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { makeFireTrigger } from './bench/contenders.ts'
-import { formatSummary, summarise } from './bench/cpuprofile.ts'
-import { loadLibrary, type LoadedLibrary } from './bench/library.ts'
+import { formatSummary, profileHere, summarise } from './bench/cpuprofile.ts'
+import { loadLibrary } from './bench/library.ts'
+import { cli } from './kit/cli.ts'
 import { measure } from './bench/measure.ts'
 import { phase } from './kit/progress.ts'
 import { startReceiver } from './bench/receiver-client.ts'
@@ -36,60 +35,31 @@ Options:
   --json           one JSON object instead of the tables
   --help           this text`
 
-const { values } = parseArgs({
-  options: {
-    iterations: { type: 'string', default: '20000' },
-    warmup: { type: 'string', default: '1000' },
-    interval: { type: 'string', default: '100' },
-    dist: { type: 'boolean', default: false },
-    out: { type: 'string', default: path.join(os.tmpdir(), 'rawtrigger-trigger.cpuprofile') },
-    top: { type: 'string', default: '25' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
-  },
+const flags = cli('profile-trigger', HELP, {
+  iterations: { type: 'string', default: '20000' },
+  warmup: { type: 'string', default: '1000' },
+  interval: { type: 'string', default: '100' },
+  dist: { type: 'boolean', default: false },
+  out: { type: 'string', default: path.join(os.tmpdir(), 'rawtrigger-trigger.cpuprofile') },
+  top: { type: 'string', default: '25' },
+  json: { type: 'boolean', default: false },
 })
+const { values } = flags
+const iterations = flags.int('iterations', 1)
+const warmup = flags.int('warmup', 0)
+const interval = flags.int('interval', 1)
+const top = flags.int('top', 1)
 
-if (values.help) {
-  process.stdout.write(`${HELP}\n`)
-  process.exit(0)
-}
-
-function count (name: 'iterations' | 'warmup' | 'interval' | 'top', min: number): number {
-  const n = Number(values[name])
-  if (!Number.isInteger(n) || n < min) {
-    process.stderr.write(`profile-trigger: --${name} must be an integer ≥ ${min} (got ${values[name]})\n`)
-    process.exit(2)
-  }
-  return n
-}
-const iterations = count('iterations', 1)
-const warmup = count('warmup', 0)
-const interval = count('interval', 1)
-const top = count('top', 1)
-
-let loaded: LoadedLibrary
-try {
-  loaded = await loadLibrary(values.dist)
-} catch (err) {
-  process.stderr.write(`profile-trigger: ${(err as Error).message}\n`)
-  process.exit(1)
-}
-const { lib, build } = loaded
+const { lib, build } = await loadLibrary(values.dist, 'profile-trigger')
 const fire = makeFireTrigger(lib.trigger)
 const receiver = await startReceiver()
-const session = new Session()
 try {
   const warm = phase(`warm-up: ${warmup} calls`)
   await measure(() => fire(receiver.url), 0, warmup, warm.onProgress)
   warm.done('done')
 
-  session.connect()
-  await session.post('Profiler.enable')
-  await session.post('Profiler.setSamplingInterval', { interval })
   const run = phase(`profiling ${iterations} calls of trigger() from ${build}`)
-  await session.post('Profiler.start')
-  const m = await measure(() => fire(receiver.url), 0, iterations, run.onProgress)
-  const { profile } = await session.post('Profiler.stop')
+  const { value: m, profile } = await profileHere(() => measure(() => fire(receiver.url), 0, iterations, run.onProgress), interval)
   run.done(`p50 ${m.stats.p50.toFixed(1)} µs, CPU ${m.cpuUsPerCall.toFixed(1)} µs/call`)
   writeFileSync(values.out, JSON.stringify(profile))
 
@@ -103,6 +73,5 @@ try {
     process.stdout.write(`profile: ${values.out}\n${formatSummary(summary, top, iterations)}\n`)
   }
 } finally {
-  session.disconnect()
   await receiver.close()
 }

@@ -1,5 +1,9 @@
 // Reads a V8 .cpuprofile (node --cpu-prof, or the inspector's Profiler.stop) and sums where the
-// time went: per function (self and inclusive) and per area (idle, GC, node:net, src/net/…).
+// time went: per function (self and inclusive) and per area (idle, GC, node:net, src/net/…); and
+// takes one of this process around a piece of work, through node:inspector.
+import { readdirSync, statSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
+import path from 'node:path'
 
 interface CallFrame { functionName: string, url: string, lineNumber: number, columnNumber: number }
 interface ProfileNode { id: number, callFrame: CallFrame, children?: number[] | undefined }
@@ -122,4 +126,32 @@ export function formatSummary (s: ProfileSummary, top: number, calls?: number): 
     out.push(`${ms(f.selfMs)} ${pct(f.selfMs)} ${perCall(f.selfMs)}  ${name}  ${f.where}  [${f.inclusiveMs.toFixed(1)} ms]`)
   }
   return out.join('\n')
+}
+
+/**
+ * The newest .cpuprofile in a directory, main thread first: `--cpu-prof` writes one file per
+ * thread, CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile, and thread 1 of a tsx child is its loader.
+ */
+export function newestProfile (dir: string): string | undefined {
+  const all = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))
+  const main = all.filter((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f))
+  const files = (main.length > 0 ? main : all).map((f) => path.join(dir, f))
+  return files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]
+}
+
+/** Runs `fn` under the V8 CPU profiler of this process, sampling every `intervalUs`. */
+export async function profileHere<T> (fn: () => Promise<T>, intervalUs: number): Promise<{ value: T, profile: CpuProfile }> {
+  const session = new Session()
+  session.connect()
+  try {
+    await session.post('Profiler.enable')
+    await session.post('Profiler.setSamplingInterval', { interval: intervalUs })
+    await session.post('Profiler.start')
+    const outcome = await fn().then((value) => ({ value }), (error: unknown) => ({ error }))
+    const { profile } = await session.post('Profiler.stop')
+    if ('error' in outcome) throw outcome.error
+    return { value: outcome.value, profile: profile as unknown as CpuProfile }
+  } finally {
+    session.disconnect()
+  }
 }

@@ -5,11 +5,12 @@
 //           TARGET is a host name (TCP to PORT) or unix:///path (PORT -1);
 // - client: clients/php RawTrigger::fire(TARGET, body), which builds its request on every call,
 //           as trigger() does; TARGET is the URL and PAYLOAD the JSON body; PORT is unused.
-// Run by the benchmark (never needs running by hand):
+// Run by the benchmark and by the load test's PHP phase (never needs running by hand):
 //   php scripts/bench/fsockopen.php bare|client TARGET PORT WARMUP ITERATIONS BASE64_PAYLOAD [PAUSE_MS]
 // PAUSE_MS: an untimed pause before each call (default 0), as the Node side's --pause-ms.
 // Prints one JSON object:
-//   {"durations_ns": [...], "errors": {"<errno>", "fwrite" or an RT_ERR_ code: count}, "calls": N, "cpu_us_per_call": F}.
+//   {"durations_ns": [...], "errors": {"<errno>", "fwrite" or an RT_ERR_ code: count}, "calls": N,
+//    "cpu_us_per_call": F, "seconds": first call to last (pauses included)}.
 
 declare(strict_types=1);
 require __DIR__ . '/../../clients/php/RawTrigger.php';
@@ -63,6 +64,7 @@ $durations = [];
 $errors = [];
 $total = $warmup + $iterations;
 $cpuStart = cpu_us();
+$start = hrtime(true);
 for ($i = 0; $i < $total; $i++) {
     if ($i === $warmup) {
         $cpuStart = cpu_us();
@@ -84,4 +86,5 @@ echo json_encode([
     'errors' => (object) $errors,
     'calls' => $total,
     'cpu_us_per_call' => (cpu_us() - $cpuStart) / $iterations,
+    'seconds' => (hrtime(true) - $start) / 1e9,
 ]), "\n";

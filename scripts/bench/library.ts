@@ -13,12 +13,16 @@ export interface LoadedLibrary {
 
 const DIST = new URL('../../dist/index.js', import.meta.url)
 
-export async function loadLibrary (dist: boolean): Promise<LoadedLibrary> {
+/** The library to measure; without dist/, says so as `<script>: …` and exits 1. */
+export async function loadLibrary (dist: boolean, script: string): Promise<LoadedLibrary> {
   if (!dist) {
     const lib: Library = await import('rawtrigger')
     return { lib, build: 'src/ through tsx (--conditions=rawtrigger-source)' }
   }
-  if (!existsSync(DIST)) throw new Error(`--dist: ${DIST.pathname} does not exist; run \`npm run build\` first`)
+  if (!existsSync(DIST)) {
+    process.stderr.write(`${script}: --dist: ${DIST.pathname} does not exist; run \`npm run build\` first\n`)
+    process.exit(1)
+  }
   const lib = await import(DIST.href) as Library
   return { lib, build: 'dist/ (compiled by tsc, as installed)' }
 }

@@ -1,6 +1,8 @@
 // Timing loops and statistics: sequential calls, each timed with process.hrtime.bigint().
 import { constants } from 'node:os'
 import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks'
+import type { OnProgress } from '../kit/progress.ts'
+import { addError, errorCode, median, rank, sorted as sortedOf } from '../kit/stats.ts'
 
 /** Percentiles of one contender's caller-blocking times, in microseconds. */
 export interface Stats {
@@ -45,9 +47,6 @@ export interface Tail {
   preemptedShareAll: number
 }
 
-/** Reports progress: calls done so far out of the total. */
-export type OnProgress = (done: number, total: number) => void
-
 const PROGRESS_EVERY = 250 // calls between progress reports
 
 // errno numbers to names (PHP reports numbers): 99 → EADDRNOTAVAIL on Linux.
@@ -57,28 +56,12 @@ export function errnoName (errno: number): string {
   return ERRNO_NAMES.get(errno) ?? `errno ${errno}`
 }
 
-/** `TriggerError` code plus the OS code on its cause, or the plain OS code: `RT_ERR_CONNECT/EADDRNOTAVAIL`. */
-export function errorCode (err: unknown): string {
-  if (typeof err !== 'object' || err === null) return String(err)
-  const code = 'code' in err && typeof err.code === 'string' ? err.code : undefined
-  const cause = 'cause' in err ? err.cause : undefined
-  const causeCode = typeof cause === 'object' && cause !== null && 'code' in cause && typeof cause.code === 'string'
-    ? cause.code
-    : undefined
-  if (code !== undefined && causeCode !== undefined && causeCode !== code) return `${code}/${causeCode}`
-  return code ?? causeCode ?? (err instanceof Error ? err.name : 'unknown')
-}
-
-export function addError (errors: Record<string, number>, code: string, by = 1): void {
-  errors[code] = (errors[code] ?? 0) + by
-}
-
 /** Nearest-rank percentiles of durations in nanoseconds, returned in microseconds. */
 export function stats (durationsNs: ArrayLike<number>): Stats {
-  const sorted = Float64Array.from(durationsNs).sort()
+  const sorted = sortedOf(durationsNs)
   const n = sorted.length
   if (n === 0) return { n: 0, p50: NaN, p90: NaN, p99: NaN, max: NaN, mean: NaN }
-  const at = (p: number): number => (sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))] ?? NaN) / 1_000
+  const at = (p: number): number => rank(sorted, p) / 1_000
   let sum = 0
   for (const d of sorted) sum += d
   return { n, p50: at(50), p90: at(90), p99: at(99), max: (sorted[n - 1] ?? NaN) / 1_000, mean: sum / n / 1_000 }
@@ -182,14 +165,6 @@ function tailOf (p99Us: number, durations: Float64Array, starts: Float64Array, s
   }
   tail.preemptedShareAll = durations.length === 0 ? 0 : preemptedAll / durations.length
   return tail
-}
-
-/** The median of a list of numbers, NaN entries left out (NaN when none is left). */
-export function median (values: readonly number[]): number {
-  const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
-  if (sorted.length === 0) return NaN
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2
 }
 
 /** The median of each statistic over several runs (the run-to-run noise of a shared box). */

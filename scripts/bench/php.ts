@@ -1,31 +1,27 @@
 // Runs scripts/bench/fsockopen.php: the bare fsockopen+fwrite+fclose loop (TCP or unix://), or
 // the same loop of clients/php RawTrigger::fire; one PHP process doing every iteration and timing
-// each itself.
-import { execFile, execFileSync } from 'node:child_process'
+// each itself. The benchmark and the load test's PHP phase both run it.
+import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { addError, errnoName, stats, type Measurement } from './measure.ts'
+import { addError } from '../kit/stats.ts'
+import { errnoName, stats, type Measurement } from './measure.ts'
 
 const SCRIPT = fileURLToPath(new URL('./fsockopen.php', import.meta.url))
 const MAX_OUTPUT_BYTES = 64 * 1024 * 1024 // the durations as JSON: ~10 bytes per call
 const PHP_TIMEOUT_MS = 10 * 60_000 // the whole PHP loop
-
-/** PHP's version, or undefined when `php` is not on PATH. */
-export function phpVersion (): string | undefined {
-  try {
-    return execFileSync('php', ['-r', 'echo PHP_VERSION;'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
-  } catch {
-    return undefined
-  }
-}
 
 interface PhpOutput {
   durations_ns: number[]
   errors: Record<string, number>
   calls: number
   cpu_us_per_call: number
+  seconds: number
 }
 
-async function runPhp (args: string[]): Promise<Measurement> {
+/** One PHP loop: each successful call's duration, the failures by errno name or code, the loop's length. */
+export interface PhpRun { durationsNs: number[], errors: Record<string, number>, calls: number, cpuUsPerCall: number, seconds: number, wallMs: number }
+
+async function runPhp (args: string[]): Promise<PhpRun> {
   args = [SCRIPT, ...args]
   const wallStart = performance.now()
   const stdout = await new Promise<string>((resolve, reject) => {
@@ -40,20 +36,29 @@ async function runPhp (args: string[]): Promise<Measurement> {
   for (const [key, count] of Object.entries(output.errors)) {
     addError(errors, /^\d+$/.test(key) ? errnoName(Number(key)) : key, count)
   }
-  return { stats: stats(output.durations_ns), errors, calls: output.calls, wallMs, cpuUsPerCall: output.cpu_us_per_call }
+  return { durationsNs: output.durations_ns, errors, calls: output.calls, cpuUsPerCall: output.cpu_us_per_call, seconds: output.seconds, wallMs }
+}
+
+function measurement (run: PhpRun): Measurement {
+  return { stats: stats(run.durationsNs), errors: run.errors, calls: run.calls, wallMs: run.wallMs, cpuUsPerCall: run.cpuUsPerCall }
 }
 
 /** Where the bare loop connects: TCP to 127.0.0.1, or PHP's `unix://` transport. */
-export type PhpTarget = { port: number } | { socketPath: string }
+export type PhpTarget = { port: number, host?: string } | { socketPath: string }
 
 /** The bare fsockopen+fwrite+fclose loop, writing `request` (bytes built by buildRequest). */
-export function measurePhp (target: PhpTarget, request: Buffer, warmup: number, iterations: number, pauseMs: number): Promise<Measurement> {
-  const [host, port] = 'port' in target ? ['127.0.0.1', String(target.port)] : [`unix://${target.socketPath}`, '-1']
+export function phpLoop (target: PhpTarget, request: Buffer, warmup: number, iterations: number, pauseMs = 0): Promise<PhpRun> {
+  const [host, port] = 'port' in target ? [target.host ?? '127.0.0.1', String(target.port)] : [`unix://${target.socketPath}`, '-1']
   return runPhp(['bare', host, port, String(warmup), String(iterations), request.toString('base64'), String(pauseMs)])
+}
+
+/** {@link phpLoop} as the benchmark's measurement. */
+export async function measurePhp (target: PhpTarget, request: Buffer, warmup: number, iterations: number, pauseMs: number): Promise<Measurement> {
+  return measurement(await phpLoop(target, request, warmup, iterations, pauseMs))
 }
 
 /** clients/php `RawTrigger::fire(url, body)` in a loop, building the request per call. */
 export function measurePhpClient (url: string, body: unknown, warmup: number, iterations: number, pauseMs: number): Promise<Measurement> {
   const json = Buffer.from(JSON.stringify(body)).toString('base64')
-  return runPhp(['client', url, '0', String(warmup), String(iterations), json, String(pauseMs)])
+  return runPhp(['client', url, '0', String(warmup), String(iterations), json, String(pauseMs)]).then(measurement)
 }

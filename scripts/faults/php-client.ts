@@ -3,7 +3,7 @@
 // before it connects and one with the answer, so the ledger knows every id that was sent even when
 // the server dies mid-request. Stopping closes their stdin: each finishes the trigger it has in
 // flight (bounded by its 8 s answer timeout) and exits.
-import { execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { buildRequest } from 'rawtrigger'
 import type { Outcome, Phase } from './flood.ts'
@@ -12,18 +12,7 @@ const SCRIPT = fileURLToPath(new URL('./fsockopen-ack.php', import.meta.url))
 /** A PHP child that has not exited this long after its stdin closed is killed. */
 const EXIT_LIMIT_MS = 15_000
 
-let php: string | undefined | null = null
-
-/** `php --version`'s first line, or undefined when php is not installed. */
-export function phpVersion (): string | undefined {
-  if (php !== null) return php
-  try {
-    php = execFileSync('php', ['-r', 'echo PHP_VERSION;'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
-  } catch {
-    php = undefined
-  }
-  return php
-}
+export { phpVersion } from '../kit/system.ts'
 
 /** A running PHP flood: the same shape as the Node clients' (see flood.ts). */
 export interface PhpFlood {

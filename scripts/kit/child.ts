@@ -45,6 +45,8 @@ export interface ChildOptions {
   scope?: Scope
   /** The program to run. @default process.execPath */
   program?: string
+  /** `pipe`: a child that exits when its stdin closes goes with this process. @default 'ignore' */
+  stdin?: 'pipe' | 'ignore'
 }
 
 export interface Child {
@@ -69,10 +71,10 @@ export interface Child {
 const live = new Set<Child>()
 
 export function spawnChild (argv: readonly string[], options: ChildOptions = {}): Child {
-  const { name = 'child', clearEnv = SERVE_ENV, detached = false, scope, program = process.execPath } = options
+  const { name = 'child', clearEnv = SERVE_ENV, detached = false, scope, program = process.execPath, stdin = 'ignore' } = options
   const env = { ...process.env }
   for (const key of clearEnv) delete env[key]
-  const proc = spawn(program, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached })
+  const proc = spawn(program, argv, { cwd: ROOT, env, stdio: [stdin, 'pipe', 'pipe'], detached })
   let stdout = ''
   let stderr = ''
   let gone = false

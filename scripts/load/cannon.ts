@@ -14,6 +14,7 @@
 // stops (its `responseMax` is set to what it has sent), so nothing is left unanswered and
 // sent = answered exactly; autocannon's own duration is only the hard limit behind that.
 import { createRequire } from 'node:module'
+import { rank, sorted as sortedOf } from '../kit/stats.ts'
 
 const STOP_GRACE_S = 10 // hard limit after the soft stop: autocannon destroys what is left
 const REQUEST_TIMEOUT_S = 10 // autocannon's per-request timeout (counted in `errors`)
@@ -69,10 +70,8 @@ export interface CannonOptions {
 
 /** Nearest-rank percentiles of a list of milliseconds. */
 export function percentiles (values: number[]): Latency {
-  const sorted = Float64Array.from(values).sort()
-  const n = sorted.length
-  const at = (p: number): number => (n === 0 ? NaN : sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))] as number)
-  return { p50: at(50), p975: at(97.5), p99: at(99), max: n === 0 ? NaN : sorted[n - 1] as number }
+  const sorted = sortedOf(values)
+  return { p50: rank(sorted, 50), p975: rank(sorted, 97.5), p99: rank(sorted, 99), max: rank(sorted, 100) }
 }
 
 export async function cannon (url: string, options: CannonOptions): Promise<CannonResult> {

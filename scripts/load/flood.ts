@@ -1,18 +1,16 @@
 // Raw triggers at a target: fireMany (a new connection per trigger, fire-and-forget), the
 // keep-alive trigger pool, a sequential trigger() loop, and PHP's fsockopen loop, each timed here.
-import { execFile } from 'node:child_process'
 import net from 'node:net'
 import { buildRequest, createTriggerPool, fireMany, trigger } from 'rawtrigger'
+import type { OnProgress } from '../kit/progress.ts'
+import { phpLoop } from '../bench/php.ts'
+import { addError, errorCode, repeat, timeLoop, type Loop } from '../kit/stats.ts'
 import { percentiles, type Latency } from './cannon.ts'
 
 /** The job every load phase sends: one e-mail to one recipient. */
 export const JOB = { subject: 's', text: 't', recipients: ['a@example.org'] } as const
 
-const PROGRESS_EVERY = 1_000
-const PHP_TIMEOUT_MS = 5 * 60_000
-const PHP_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
-
-export type OnProgress = (done: number, total: number) => void
+export type { OnProgress }
 
 export interface FloodResult {
   kind: 'fireMany' | 'pool' | 'trigger' | 'net' | 'php'
@@ -34,27 +32,17 @@ export interface FloodResult {
   resent?: number
 }
 
-function code (err: unknown): string {
-  const e = err as { code?: unknown, cause?: { code?: unknown } }
-  const own = typeof e.code === 'string' ? e.code : 'unknown'
-  return typeof e.cause?.code === 'string' && e.cause.code !== own ? `${own}/${e.cause.code}` : own
-}
-
-function count (errors: Record<string, number>, key: string): void {
-  errors[key] = (errors[key] ?? 0) + 1
+/** A sequential loop's result. */
+function looped (kind: 'trigger' | 'net', n: number, loop: Loop): FloodResult {
+  const sent = loop.blockingUs.length
+  return { kind, calls: n, sent, failed: n - sent, errors: loop.errors, seconds: loop.seconds, rate: sent / loop.seconds, blockingUs: percentiles(loop.blockingUs) }
 }
 
 /** `n` triggers through fireMany at `concurrency`. */
 export async function floodFireMany (url: string, n: number, concurrency: number, onProgress: OnProgress): Promise<FloodResult> {
-  function * bodies (): Generator<typeof JOB> {
-    for (let i = 0; i < n; i++) {
-      if (i % PROGRESS_EVERY === 0) onProgress(i, n)
-      yield JOB
-    }
-  }
-  const summary = await fireMany(url, bodies(), { concurrency })
+  const summary = await fireMany(url, repeat(JOB, n, onProgress), { concurrency })
   const errors: Record<string, number> = {}
-  for (const e of summary.errors) count(errors, code(e.error))
+  for (const e of summary.errors) addError(errors, errorCode(e.error))
   return {
     kind: 'fireMany', calls: n, sent: summary.sent, failed: summary.failed, errors,
     seconds: summary.totalMs / 1000, rate: summary.perSecond,
@@ -64,31 +52,17 @@ export async function floodFireMany (url: string, n: number, concurrency: number
 /** `n` fires through a keep-alive pool, each awaited (its caller-blocking time), then drain(). */
 export async function floodPool (url: string, n: number, connections: number, onProgress: OnProgress): Promise<FloodResult> {
   const pool = createTriggerPool(url, { connections })
-  const blocking = new Array<number>(n)
-  const errors: Record<string, number> = {}
-  let sent = 0
   const start = performance.now()
-  for (let i = 0; i < n; i++) {
-    if (i % PROGRESS_EVERY === 0) onProgress(i, n)
-    const t0 = process.hrtime.bigint()
-    try {
-      await pool.fire({ body: JOB })
-      blocking[sent++] = Number(process.hrtime.bigint() - t0) / 1_000
-    } catch (err) {
-      count(errors, code(err))
-    }
-  }
-  const fired = performance.now()
+  const { blockingUs, errors, seconds } = await timeLoop(n, () => pool.fire({ body: JOB }), onProgress)
+  const sent = blockingUs.length
   await pool.drain()
-  const drained = performance.now()
+  const drainSeconds = (performance.now() - start) / 1000
   const stats = pool.stats()
-  await pool.close().catch((err: unknown) => { count(errors, code(err)) })
-  const seconds = (fired - start) / 1000
-  const drainSeconds = (drained - start) / 1000
+  await pool.close().catch((err: unknown) => { addError(errors, errorCode(err)) })
   // A request given up after its resends was written but never answered: counted as failed.
   return {
     kind: 'pool', calls: n, sent: sent - stats.failed, failed: n - sent + stats.failed, errors,
-    seconds, rate: sent / seconds, blockingUs: percentiles(blocking.slice(0, sent)),
+    seconds, rate: sent / seconds, blockingUs: percentiles(blockingUs),
     drainSeconds, drainRate: (sent - stats.failed) / drainSeconds,
     statuses: { ...stats.statuses }, resent: stats.resent,
   }
@@ -96,24 +70,7 @@ export async function floodPool (url: string, n: number, connections: number, on
 
 /** `n` trigger() calls one after another, each timed. */
 export async function floodTrigger (url: string, n: number, onProgress: OnProgress): Promise<FloodResult> {
-  const blocking: number[] = []
-  const errors: Record<string, number> = {}
-  const start = performance.now()
-  for (let i = 0; i < n; i++) {
-    if (i % PROGRESS_EVERY === 0) onProgress(i, n)
-    const t0 = process.hrtime.bigint()
-    try {
-      await trigger(url, { body: JOB })
-      blocking.push(Number(process.hrtime.bigint() - t0) / 1_000)
-    } catch (err) {
-      count(errors, code(err))
-    }
-  }
-  const seconds = (performance.now() - start) / 1000
-  return {
-    kind: 'trigger', calls: n, sent: blocking.length, failed: n - blocking.length, errors,
-    seconds, rate: blocking.length / seconds, blockingUs: percentiles(blocking),
-  }
+  return looped('trigger', n, await timeLoop(n, () => trigger(url, { body: JOB }), onProgress))
 }
 
 /**
@@ -131,57 +88,16 @@ export async function floodNet (url: string, n: number, onProgress: OnProgress):
       resolve()
     })
   })
-  const blocking: number[] = []
-  const errors: Record<string, number> = {}
-  const start = performance.now()
-  for (let i = 0; i < n; i++) {
-    if (i % PROGRESS_EVERY === 0) onProgress(i, n)
-    const t0 = process.hrtime.bigint()
-    try {
-      await once()
-      blocking.push(Number(process.hrtime.bigint() - t0) / 1_000)
-    } catch (err) {
-      count(errors, code(err))
-    }
-  }
-  const seconds = (performance.now() - start) / 1000
-  return {
-    kind: 'net', calls: n, sent: blocking.length, failed: n - blocking.length, errors,
-    seconds, rate: blocking.length / seconds, blockingUs: percentiles(blocking),
-  }
+  return looped('net', n, await timeLoop(n, once, onProgress))
 }
 
-// The classic PHP trigger, timed around fsockopen + fwrite + fclose with hrtime(true).
-// argv: host port count base64-request. Prints {"ns": [...], "errors": {...}, "seconds": S}.
-const PHP_LOOP = `
-[, $host, $port, $n, $b64] = $argv;
-$req = base64_decode($b64); $ns = []; $errors = []; $start = hrtime(true);
-for ($i = 0; $i < (int) $n; $i++) {
-  $t0 = hrtime(true);
-  $fp = @fsockopen($host, (int) $port, $errno, $errstr, 5);
-  if ($fp === false) { $errors["errno $errno"] = ($errors["errno $errno"] ?? 0) + 1; continue; }
-  $w = fwrite($fp, $req); fclose($fp);
-  if ($w !== strlen($req)) { $errors['fwrite'] = ($errors['fwrite'] ?? 0) + 1; continue; }
-  $ns[] = hrtime(true) - $t0;
-}
-echo json_encode(['ns' => $ns, 'errors' => (object) $errors, 'seconds' => (hrtime(true) - $start) / 1e9]);
-`
-
-/** `n` fsockopen + fwrite + fclose in one php process, sending the bytes trigger() sends. */
+/** `n` fsockopen + fwrite + fclose in one php process (scripts/bench/fsockopen.php), sending the bytes trigger() sends. */
 export async function floodPhp (url: string, n: number): Promise<FloodResult> {
   const u = new URL(url)
-  const request = buildRequest(url, { body: JOB })
-  const args = ['-r', PHP_LOOP, '--', u.hostname, u.port, String(n), request.toString('base64')]
-  const out = await new Promise<string>((resolve, reject) => {
-    execFile('php', args, { encoding: 'utf8', timeout: PHP_TIMEOUT_MS, maxBuffer: PHP_MAX_OUTPUT_BYTES }, (err, stdout, stderr) => {
-      if (err !== null) reject(new Error(`php failed: ${err.message}\n${stderr}`, { cause: err }))
-      else resolve(stdout)
-    })
-  })
-  const parsed = JSON.parse(out) as { ns: number[], errors: Record<string, number>, seconds: number }
-  const sent = parsed.ns.length
+  const run = await phpLoop({ host: u.hostname, port: Number(u.port) }, buildRequest(url, { body: JOB }), 0, n)
+  const sent = run.durationsNs.length
   return {
-    kind: 'php', calls: n, sent, failed: n - sent, errors: parsed.errors,
-    seconds: parsed.seconds, rate: sent / parsed.seconds, blockingUs: percentiles(parsed.ns.map((v) => v / 1_000)),
+    kind: 'php', calls: n, sent, failed: n - sent, errors: run.errors,
+    seconds: run.seconds, rate: sent / run.seconds, blockingUs: percentiles(run.durationsNs.map((v) => v / 1_000)),
   }
 }

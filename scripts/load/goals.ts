@@ -14,7 +14,8 @@
 //   | serve Redis vs fastify + BullMQ, keep-alive and new conn. | 0.34× / 0.51× | ≥ 1.0×   | ≥ 1.5×   |
 //   | server CPU per job, SQLite keep-alive                     | 59 µs         | ≤ 25 µs  | ≤ 16 µs  |
 //   | lost jobs                                                 | 0             | 0        | 0        |
-import { f1, median, n0, perRunRatios, x2, type Summary } from './report.ts'
+import { median } from '../kit/stats.ts'
+import { f1, n0, perRunRatios, x2, type Summary } from './report.ts'
 import type { Mode, Row } from './run.ts'
 import type { TargetName } from './targets.ts'
 

@@ -2,10 +2,8 @@
 // scripts/cpuprofile-summary.ts): the serve child runs under `node --cpu-prof`, and its profile is
 // cut to the load window; the client's trigger loops run under the same V8 profiler through
 // node:inspector, started and stopped around the loop alone.
-import { readdirSync, readFileSync, statSync } from 'node:fs'
-import { Session } from 'node:inspector/promises'
-import path from 'node:path'
-import { formatSummary, summarise, type CpuProfile, type ProfileSummary } from '../bench/cpuprofile.ts'
+import { readFileSync } from 'node:fs'
+import { formatSummary, newestProfile as newestFile, profileHere as profile, summarise, type CpuProfile, type ProfileSummary } from '../bench/cpuprofile.ts'
 
 const SAMPLING_INTERVAL_US = 100
 const TOP = 12
@@ -41,35 +39,16 @@ export function trimProfile (profile: CpuProfile, fromUs: number, toUs: number):
   }
 }
 
-/**
- * The newest main-thread .cpuprofile in a directory. `--cpu-prof` writes one file per thread,
- * CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; thread 1 of a tsx child is its loader.
- */
+/** The newest main-thread .cpuprofile in a directory, read. */
 export function newestProfile (dir: string): CpuProfile {
-  const all = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))
-  const main = all.filter((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f))
-  const files = (main.length > 0 ? main : all).map((f) => path.join(dir, f))
-  const newest = files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]
+  const newest = newestFile(dir)
   if (newest === undefined) throw new Error(`no .cpuprofile in ${dir}`)
   return JSON.parse(readFileSync(newest, 'utf8')) as CpuProfile
 }
 
 /** Runs `fn` under the V8 CPU profiler of this process. */
-export async function profileHere<T> (fn: () => Promise<T>): Promise<{ value: T, profile: CpuProfile }> {
-  const session = new Session()
-  session.connect()
-  try {
-    await session.post('Profiler.enable')
-    await session.post('Profiler.setSamplingInterval', { interval: SAMPLING_INTERVAL_US })
-    await session.post('Profiler.start')
-    const outcome = await fn().then((value) => ({ value }), (error: unknown) => ({ error }))
-    const { profile } = await session.post('Profiler.stop')
-    if ('error' in outcome) throw outcome.error
-    const value = outcome.value
-    return { value, profile: profile as unknown as CpuProfile }
-  } finally {
-    session.disconnect()
-  }
+export function profileHere<T> (fn: () => Promise<T>): Promise<{ value: T, profile: CpuProfile }> {
+  return profile(fn, SAMPLING_INTERVAL_US)
 }
 
 export interface ProfileReport {

@@ -1,6 +1,7 @@
 // Medians over runs, ratios to the bare baseline, the trigger side's checks judged on the
 // measurements, and the tables a person reads. A ratio is the median over runs of each run's own
 // ratio: both sides of it were measured minutes apart at most, in the same run.
+import { median } from '../kit/stats.ts'
 import type { Latency } from './cannon.ts'
 import type { Mode, Row } from './run.ts'
 import { LABELS, type TargetName } from './targets.ts'
@@ -28,13 +29,6 @@ export function perRunRatios (rows: readonly Row[], ours: TargetName, theirs: Ta
     if (other !== undefined && other.rate > 0) out.push(r.rate / other.rate)
   }
   return out
-}
-
-export function median (values: readonly number[]): number {
-  const s = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
-  if (s.length === 0) return NaN
-  const mid = s.length >> 1
-  return s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2
 }
 
 function medianLatency (list: Array<Latency | undefined>): Latency | undefined {

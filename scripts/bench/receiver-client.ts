@@ -1,11 +1,11 @@
-// Starts scripts/bench/receiver.mjs as a child process and talks to it over IPC.
+// Starts the bare receiver (scripts/load/bare.mjs) as a child process and talks to it over IPC.
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-const RECEIVER = new URL('./receiver.mjs', import.meta.url)
+const RECEIVER = new URL('../load/bare.mjs', import.meta.url)
 const START_TIMEOUT_MS = 10_000 // child start-up and listen()
 const COUNT_TIMEOUT_MS = 5_000 // one IPC round trip
 const SETTLE_POLL_MS = 50 // between counts while waiting for the receiver to catch up
@@ -47,7 +47,7 @@ export async function startReceiver (): Promise<Receiver> {
   // execArgv: [] — the child must not inherit --cpu-prof, --import tsx or --conditions.
   const dir = mkdtempSync(join(tmpdir(), 'rawtrigger-bench-'))
   const socketPath = join(dir, 'receiver.sock')
-  const child: ChildProcess = fork(RECEIVER, [socketPath], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child: ChildProcess = fork(RECEIVER, [socketPath], { execArgv: [], stdio: ['pipe', 'ignore', 'inherit', 'ipc'] })
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => { onDone(new Error(`receiver did not listen within ${START_TIMEOUT_MS} ms`)) }, START_TIMEOUT_MS)
     function onMessage (message: unknown): void {

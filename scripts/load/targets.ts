@@ -82,7 +82,7 @@ export async function cleanUpAll (redisUrl: string): Promise<void> {
 }
 
 /** One unlabelled sample of a Prometheus text exposition, or undefined when the metric is absent. */
-export function metricValue (text: string, name: string): number | undefined {
+function metricValue (text: string, name: string): number | undefined {
   const match = new RegExp(`^${name}(?:\\{\\})? ([^ \\n]+)`, 'm').exec(text)
   if (match === null) return undefined
   const value = Number(match[1])

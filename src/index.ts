@@ -1,16 +1,7 @@
-export * from './errors.ts'
-export { buildRequest, USER_AGENT } from './net/request-bytes.ts'
-export type { Body, HeaderInput, RequestOptions } from './net/request-bytes.ts'
-export { trigger, ACK_TIMEOUT_MS } from './net/trigger.ts'
-export type { TriggerOptions, TriggerResult } from './net/trigger.ts'
-export { CONNECT_TIMEOUT_MS } from './net/connect.ts'
-export type { TlsOptions } from './net/connect.ts'
-export { fireMany, FIRE_MANY_CONCURRENCY } from './net/fire-many.ts'
-export { createTriggerPool, POOL_CONNECTIONS } from './net/trigger-pool.ts'
-export type { TriggerPool, TriggerPoolOptions, TriggerPoolStats } from './net/trigger-pool.ts'
-export type { FireManyError, FireManyOptions, FireManySummary } from './net/fire-many.ts'
-export { generateSecret, sign, verify, TIMESTAMP_TOLERANCE_S } from './net/sign.ts'
-export type { HeaderSource, Secret, SignOptions, VerifiedMessage, VerifyOptions, WebhookHeaders } from './net/sign.ts'
+// `rawtrigger`: the whole public API. The client below, and the receiver, stores and e-mail job,
+// whose packages (better-sqlite3, bullmq, ioredis, nodemailer, smtp-server, prom-client, pino,
+// html-to-text) load when first used, not on import (src/lazy-require.ts).
+export * from './client.ts'
 export { createReceiver, MAX_BODY_BYTES, HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, GRACE_MS } from './server/receiver.ts'
 export type { Receiver, ReceiverOptions } from './server/receiver.ts'
 export type { IntakeCounters } from './server/routes.ts'

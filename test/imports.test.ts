@@ -14,7 +14,7 @@ const SRC = fileURLToPath(new URL('../src/', import.meta.url))
  * shared leaves: errors.ts, log.ts, json-response.ts).
  */
 const LAYERS: ReadonlyArray<readonly [name: string, paths: readonly string[]]> = [
-  ['entry', ['index.ts']], //          the package's public API, re-exports only; nothing in src/ imports it
+  ['entry', ['index.ts', 'client.ts']], // the package's entries (rawtrigger, rawtrigger/client), re-exports only
   ['cli', ['cli.ts', 'cli/']], //      `rawtrigger …`: wires a receiver, a queue and the e-mail job together
   ['web', ['web/']], //                the page and its app routes (call trigger(), read the receiver's views)
   ['server', ['server/']], //          the receiver: HTTP, access, routes, metrics

@@ -1,6 +1,5 @@
-import { DelayedError, Queue, Worker, type Job } from 'bullmq'
-import { Redis } from 'ioredis'
 import { ConfigError } from '../errors.ts'
+import { bullmq, ioredis, type Job, type Queue, type Redis, type Worker } from './lazy-packages.ts'
 import { guardSuppressions } from './suppression-guard.ts'
 import type { JobHandler } from './handler.ts'
 import { CHUNK_DONE, CHUNK_PAUSE, CHUNK_START, MARK_ITEM, SET_STATE, callScript, parseItem } from './redis-scripts.ts'
@@ -75,7 +74,7 @@ export class BullmqQueue implements JobQueue {
     this.#rateLimit = options.rateLimit
     this.#retainS = Math.ceil((options.retainMs ?? 7 * 24 * 3600 * 1000) / 1000)
     // Intake fails fast (503) while Redis is away instead of queueing commands in memory.
-    this.#redis = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+    this.#redis = new (ioredis().Redis)(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
     // Reconnects by itself; each command reports its own failure, a wait for the connection this one.
     this.#redis.on('error', (err: Error) => { this.#lastError = err })
     this.#redis.on('ready', () => { this.#lastError = undefined })
@@ -160,7 +159,7 @@ export class BullmqQueue implements JobQueue {
     if (queue === undefined) {
       // No offline queue and one retry (ioredis's 20 held every request of a 6 s outage behind an
       // addBulk in flight at the kill): while Redis is away intake answers 503, not a late 202.
-      queue = new Queue(`jobs-${type}`, { connection: { url: this.#url, enableOfflineQueue: false, maxRetriesPerRequest: 1 }, prefix: this.#prefix })
+      queue = new (bullmq().Queue)(`jobs-${type}`, { connection: { url: this.#url, enableOfflineQueue: false, maxRetriesPerRequest: 1 }, prefix: this.#prefix })
       queue.on('error', () => {})
       this.#queues.set(type, queue)
     }
@@ -225,7 +224,7 @@ export class BullmqQueue implements JobQueue {
     if (options.concurrency === 0) return
     const lockDuration = options.leaseMs ?? CHUNK_LOCK_MS
     for (const type of options.handlers.keys()) {
-      const worker = new Worker(`jobs-${type}`, (job: Job<ChunkData>, token?: string) => this.#process(job, token, options), {
+      const worker = new (bullmq().Worker)(`jobs-${type}`, (job: Job<ChunkData>, token?: string) => this.#process(job, token, options), {
         connection: { url: this.#url },
         prefix: this.#prefix,
         concurrency: options.concurrency,
@@ -271,7 +270,7 @@ export class BullmqQueue implements JobQueue {
       // Retries later (or handed back on stop): the chunk waits in BullMQ's delayed set.
       await this.#call('rtChunkPause', this.#key('job', id), this.#key('stats'), active, id, chunk)
       await job.moveToDelayed(this.#abort.signal.aborted ? Date.now() : pending, token)
-      throw new DelayedError()
+      throw new (bullmq().DelayedError)()
     }
     await this.#call('rtChunkDone', this.#key('chunks', id), this.#key('job', id), this.#key('stats'), this.#key('finished'), active, chunk, Date.now(), id)
   }

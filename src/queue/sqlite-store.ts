@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import Database from 'better-sqlite3'
 import { StoreError } from '../errors.ts'
+import { betterSqlite3, type Database } from './lazy-packages.ts'
 import { guardSuppressions } from './suppression-guard.ts'
 import { jobIdFor } from './types.ts'
 import { MAX_ERRORS_SHOWN, SCHEMA, toView, type ItemErrorRow, type JobRow } from './sqlite-schema.ts'
@@ -73,7 +73,7 @@ export class SqliteStore implements JobStore {
     const file = join(dataDir, 'rawtrigger.db')
     try {
       mkdirSync(dataDir, { recursive: true })
-      this.#db = new Database(file, { timeout: BUSY_TIMEOUT_MS })
+      this.#db = new (betterSqlite3())(file, { timeout: BUSY_TIMEOUT_MS })
       // auto_vacuum only takes effect on a new file before the first table, and before WAL.
       this.#db.pragma('auto_vacuum = INCREMENTAL')
       this.#db.pragma('journal_mode = WAL')

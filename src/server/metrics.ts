@@ -1,7 +1,9 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Counter, Histogram, Registry } from 'prom-client'
+import { lazyRequire } from '../lazy-require.ts'
 import type { ItemEvent } from '../queue/handler.ts'
 import type { CommitStats, JobQueue } from '../queue/types.ts'
 
+const loadPromClient = lazyRequire<typeof import('prom-client')>('prom-client')
 
 /** The receiver's Prometheus metrics, on a registry of its own (several receivers may share a process). */
 export interface Metrics {
@@ -16,6 +18,7 @@ export interface Metrics {
 
 /** Creates the metrics; job and e-mail gauges are read from the queue at scrape time. */
 export function createMetrics (queue: JobQueue): Metrics {
+  const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = loadPromClient()
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'rawtrigger_' }) // includes event-loop lag
   const accepted = new Counter({ name: 'rawtrigger_triggers_accepted_total', help: 'Jobs stored from triggers (duplicates not counted).', registers: [registry] })

@@ -1,4 +1,7 @@
-import addressparser from 'nodemailer/lib/addressparser'
+import type parseAddresses from 'nodemailer/lib/addressparser'
+import { lazyRequire } from '../lazy-require.ts'
+
+const addressparser = lazyRequire<typeof parseAddresses>('nodemailer/lib/addressparser')
 
 /** One recipient after intake: a checked address and an optional display name. */
 export interface Recipient {
@@ -104,7 +107,7 @@ function parseNamed (text: string): Recipient | undefined {
 }
 
 function parseWithAddressparser (text: string): Recipient | undefined {
-  const parsed = addressparser(text)
+  const parsed = addressparser()(text)
   if (parsed.length !== 1) return undefined
   const one = parsed[0] as { address?: string, name?: string, group?: unknown }
   if (one.group !== undefined || typeof one.address !== 'string' || !isValidEmail(one.address)) return undefined

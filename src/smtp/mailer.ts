@@ -1,9 +1,14 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto'
 import { Readable } from 'node:stream'
-import nodemailer, { type SendMailOptions, type SMTPPoolSentMessageInfo, type Transporter } from 'nodemailer'
-import DKIM from 'nodemailer/lib/dkim'
+import type Nodemailer from 'nodemailer'
+import type { SendMailOptions, SMTPPoolSentMessageInfo, Transporter } from 'nodemailer'
+import type DKIM from 'nodemailer/lib/dkim'
 import { ConfigError } from '../errors.ts'
+import { lazyRequire } from '../lazy-require.ts'
 import { DomainLimiter, type DomainLimitOptions } from './domain-limits.ts'
+
+const nodemailer = lazyRequire<typeof Nodemailer>('nodemailer')
+const dkimSigner = lazyRequire<typeof DKIM>('nodemailer/lib/dkim')
 
 /** Connections the pool opens at most. */
 export const SMTP_MAX_CONNECTIONS = 5
@@ -114,7 +119,7 @@ export function createMailer (options: MailerOptions): Mailer {
   }
   const maxConnections = options.maxConnections ?? SMTP_MAX_CONNECTIONS
   const domains = new DomainLimiter(options.domainLimits)
-  const transport: Transporter<SMTPPoolSentMessageInfo> = nodemailer.createTransport({
+  const transport: Transporter<SMTPPoolSentMessageInfo> = nodemailer().createTransport({
     url: options.url,
     pool: true,
     maxConnections,
@@ -126,7 +131,7 @@ export function createMailer (options: MailerOptions): Mailer {
     ...(dkimKey === undefined ? {} : { dkim: dkimKey }),
   })
   const pool = transport.transporter as unknown as PoolTransport
-  const dkim = dkimKey === undefined ? undefined : new DKIM(dkimKey)
+  const dkim = dkimKey === undefined ? undefined : new (dkimSigner())(dkimKey)
   return {
     maxConnections,
     domains,

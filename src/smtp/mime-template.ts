@@ -5,13 +5,16 @@
 // nodemailer sends as `raw` (its DKIM signer still signs it), laid out as nodemailer's own composer
 // lays out the same message: same header order, same encodings (test/email-mime.test.ts).
 import { randomBytes } from 'node:crypto'
-import { convert as htmlToText } from 'html-to-text'
 import type { SendMailOptions } from 'nodemailer'
-import { foldLines } from 'nodemailer/lib/mime-funcs'
-import MimeNode from 'nodemailer/lib/mime-node'
-import { normalizeDomain } from 'nodemailer/lib/shared'
+import type MimeNode from 'nodemailer/lib/mime-node'
+import { lazyRequire } from '../lazy-require.ts'
 import { parseRecipient, type Recipient } from './addresses.ts'
 import { compilePart, encodeContent, fillPieces, parsePieces, renderPart, type Piece, type RenderedPart } from './mime-text.ts'
+
+const htmlToText = lazyRequire<typeof import('html-to-text')>('html-to-text')
+const mimeFuncs = lazyRequire<typeof import('nodemailer/lib/mime-funcs')>('nodemailer/lib/mime-funcs')
+const mimeNode = lazyRequire<typeof MimeNode>('nodemailer/lib/mime-node')
+const shared = lazyRequire<typeof import('nodemailer/lib/shared')>('nodemailer/lib/shared')
 
 /** What a message is made of: the stored payload's fields. */
 export interface MessageContent {
@@ -81,7 +84,7 @@ function deriveText (html: string): Piece[] | undefined {
     found.push(p)
     return `\uE000${found.length - 1}\uE001`
   }).join('')
-  const text = htmlToText(tokenised, { wordwrap: 78 })
+  const text = htmlToText().convert(tokenised, { wordwrap: 78 })
   const pieces: Piece[] = []
   let last = 0
   for (const m of text.matchAll(TOKEN_RE)) {
@@ -100,10 +103,10 @@ const PLAIN_VALUE = /^[\x20\x21\x23-\x7e]*$/
 function headerLine (encoder: MimeNode, key: 'From' | 'Subject' | 'Message-ID', value: string): string {
   if (key !== 'From' && PLAIN_VALUE.test(value) && !value.includes('=?') && value.trim() !== '') {
     const line = `${key}: ${value}`
-    return `${line.length < 76 ? line : foldLines(line, 76)}\r\n` // foldLines returns a shorter line as it is
+    return `${line.length < 76 ? line : mimeFuncs().foldLines(line, 76)}\r\n` // foldLines returns a shorter line as it is
   }
   const encoded = encoder.encodeHeaderValue(key, value)
-  return encoded.trim() === '' ? '' : `${foldLines(`${key}: ${encoded}`, 76)}\r\n`
+  return encoded.trim() === '' ? '' : `${mimeFuncs().foldLines(`${key}: ${encoded}`, 76)}\r\n`
 }
 
 /** To: nodemailer's encoding, with a fast path for the common `Plain Name <a@x.org>`. */
@@ -116,7 +119,7 @@ function toLine (encoder: MimeNode, r: Recipient): string {
     if (line.length <= 76) return `${line}\r\n`
   }
   const value = encoder.encodeHeaderValue('To', r.name === undefined ? r.email : { name: r.name, address: r.email })
-  return `${foldLines(`To: ${value}`, 76)}\r\n`
+  return `${mimeFuncs().foldLines(`To: ${value}`, 76)}\r\n`
 }
 
 const TEXT_TYPE = 'text/plain; charset=utf-8'
@@ -126,7 +129,7 @@ const HTML_TYPE = 'text/html; charset=utf-8'
 function envelopeAddress (email: string): string {
   const at = email.lastIndexOf('@')
   const domain = email.slice(at + 1)
-  return `${email.slice(0, at)}@${/xn--/i.test(domain) ? normalizeDomain(domain, false) : domain.toLowerCase()}`
+  return `${email.slice(0, at)}@${/xn--/i.test(domain) ? shared().normalizeDomain(domain, false) : domain.toLowerCase()}`
 }
 
 let lastSecond = -1
@@ -147,7 +150,7 @@ function partBlock (contentType: string, rendered: RenderedPart): string {
 
 /** Compiles a job's message once; {@link MessageTemplate.render} fills it per recipient. */
 export function compileMessage (content: MessageContent, options: MessageOptions): MessageTemplate {
-  const encoder = new MimeNode()
+  const encoder = new (mimeNode())()
   const sender = parseRecipient(content.from)
   const fromAddress = envelopeAddress(sender?.email ?? content.from)
   const domain = sender?.email.split('@')[1] ?? 'localhost'
@@ -164,12 +167,12 @@ export function compileMessage (content: MessageContent, options: MessageOptions
   // In nodemailer's order: custom headers, From, To, Subject, Message-ID, List-*, then Date,
   // MIME-Version and Content-Type last (MimeNode.buildHeaders, MailMessage.setListHeaders).
   const head = (unsubscribeUrl === undefined ? '' : 'List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n') + headerLine(encoder, 'From', content.from)
-  const multipartType = `${foldLines(`Content-Type: multipart/alternative; boundary="${boundary}"`, 76)}\r\n`
+  const multipartType = `${mimeFuncs().foldLines(`Content-Type: multipart/alternative; boundary="${boundary}"`, 76)}\r\n`
 
   function textPart (r: Recipient): RenderedPart {
     if (text !== undefined) return renderPart(text, r)
     // html holding U+E000/U+E001: derived from the filled html, as before issue 14
-    return encodeContent(htmlToText(html === undefined ? '' : fillPieces(parsePieces(content.html ?? ''), r, true), { wordwrap: 78 }))
+    return encodeContent(htmlToText().convert(html === undefined ? '' : fillPieces(parsePieces(content.html ?? ''), r, true), { wordwrap: 78 }))
   }
 
   return {
@@ -178,7 +181,7 @@ export function compileMessage (content: MessageContent, options: MessageOptions
       // Deterministic: a resend after a crash carries the same id, so receivers can spot it.
       const messageId = `<${options.jobId}.${index}@${domain}>`
       message += headerLine(encoder, 'Message-ID', messageId)
-      if (unsubscribeUrl !== undefined) message += `${foldLines(`List-Unsubscribe: ${formatListUrl(unsubscribeLink(unsubscribeUrl, r.email, options.jobId))}`, 76)}\r\n`
+      if (unsubscribeUrl !== undefined) message += `${mimeFuncs().foldLines(`List-Unsubscribe: ${formatListUrl(unsubscribeLink(unsubscribeUrl, r.email, options.jobId))}`, 76)}\r\n`
       // As nodemailer's MailComposer: an empty text or html is no part; none at all leaves a bare
       // `text/plain` without a transfer encoding, one part goes at the root, two make an alternative.
       const parts: Array<[string, RenderedPart]> = []
@@ -204,7 +207,7 @@ export function compileMessage (content: MessageContent, options: MessageOptions
         to: r.name === undefined ? r.email : { name: r.name, address: r.email },
         subject: fillPieces(subject, r, false).trim(),
         messageId: `<${options.jobId}.${index}@${domain}>`,
-        text: content.text !== undefined ? fillPieces(parsePieces(content.text), r, false) : derived !== undefined ? fillPieces(derived, r, false) : htmlToText(filledHtml ?? '', { wordwrap: 78 }),
+        text: content.text !== undefined ? fillPieces(parsePieces(content.text), r, false) : derived !== undefined ? fillPieces(derived, r, false) : htmlToText().convert(filledHtml ?? '', { wordwrap: 78 }),
         ...(filledHtml === undefined ? {} : { html: filledHtml }),
       }
       if (unsubscribeUrl !== undefined) {

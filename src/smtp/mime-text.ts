@@ -3,10 +3,12 @@
 // quoted-printable or base64, the same QP encoder and line wrap (nodemailer/lib/qp), the same
 // base64 wrap. Lines without a placeholder are encoded once; only the lines that hold
 // `{{name}}` or `{{email}}` are filled and encoded again for each recipient.
-import { encode as base64Encode, wrap as base64Wrap } from 'nodemailer/lib/base64'
-import { isPlainText } from 'nodemailer/lib/mime-funcs'
-import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp'
+import { lazyRequire } from '../lazy-require.ts'
 import type { Recipient } from './addresses.ts'
+
+const base64 = lazyRequire<typeof import('nodemailer/lib/base64')>('nodemailer/lib/base64')
+const mimeFuncs = lazyRequire<typeof import('nodemailer/lib/mime-funcs')>('nodemailer/lib/mime-funcs')
+const qp = lazyRequire<typeof import('nodemailer/lib/qp')>('nodemailer/lib/qp')
 
 /** Line length of encoded bodies, nodemailer's (and RFC 2045's) 76. */
 const LINE_LENGTH = 76
@@ -71,7 +73,7 @@ function measure (text: string): Encoded {
     if (c <= 0x08 || c === 0x0b || c === 0x0c || (c >= 0x0e && c <= 0x1f) || c >= 0x80) nonLatin++
     else if ((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) latin++
   }
-  return { text, plain: isPlainText(text), long: /^.{77,}/m.test(text), latin, nonLatin, qp: undefined, wrapped: undefined }
+  return { text, plain: mimeFuncs().isPlainText(text), long: /^.{77,}/m.test(text), latin, nonLatin, qp: undefined, wrapped: undefined }
 }
 
 // What nodemailer's qp.Encoder stream makes of a string content, line by line. Lines up to a CRLF:
@@ -83,12 +85,12 @@ function measure (text: string): Encoded {
 const PAD = `${'x'.repeat(LINE_LENGTH - 2)}\r\n`
 
 function qpOf (e: Encoded): string {
-  e.qp ??= qpEncode(e.text)
+  e.qp ??= qp().encode(e.text)
   return e.qp
 }
 
 function wrappedLine (e: Encoded): string {
-  e.wrapped ??= qpWrap(qpOf(e), LINE_LENGTH)
+  e.wrapped ??= qp().wrap(qpOf(e), LINE_LENGTH)
   return e.wrapped
 }
 
@@ -96,7 +98,7 @@ function quotedPrintable (lines: readonly Encoded[]): string {
   const last = lines[lines.length - 1] as Encoded
   const trailing = /[ \t]+$/.exec(last.text)?.[0] ?? ''
   const lastText = last.text.slice(0, last.text.length - trailing.length)
-  const lastQp = trailing === '' ? qpOf(last) : qpEncode(lastText)
+  const lastQp = trailing === '' ? qpOf(last) : qp().encode(lastText)
   let whole = lastQp.length
   let body = ''
   for (let i = 0; i < lines.length - 1; i++) {
@@ -104,11 +106,11 @@ function quotedPrintable (lines: readonly Encoded[]): string {
     body += wrappedLine(lines[i] as Encoded)
   }
   let tail: string
-  if (lastText.endsWith('\n')) tail = trailing === '' ? wrappedLine(last) : qpWrap(lastQp, LINE_LENGTH)
-  else tail = whole <= LINE_LENGTH ? lastQp : qpWrap(PAD + lastQp, LINE_LENGTH).slice(PAD.length)
+  if (lastText.endsWith('\n')) tail = trailing === '' ? wrappedLine(last) : qp().wrap(lastQp, LINE_LENGTH)
+  else tail = whole <= LINE_LENGTH ? lastQp : qp().wrap(PAD + lastQp, LINE_LENGTH).slice(PAD.length)
   if (trailing !== '') {
     const cut = tail.lastIndexOf('\n') + 1
-    tail = tail.slice(0, cut) + qpWrap(tail.slice(cut) + qpEncode(trailing), LINE_LENGTH)
+    tail = tail.slice(0, cut) + qp().wrap(tail.slice(cut) + qp().encode(trailing), LINE_LENGTH)
   }
   return body + tail
 }
@@ -207,7 +209,7 @@ function encodeLines (lines: Encoded[]): RenderedPart {
   // nodemailer's MimeNode.getTransferEncoding() for a string content of a text/* node.
   if (plain && !long && length <= LONG_CONTENT) return { transferEncoding: '7bit', body: join(lines, (l) => l.text) }
   if (nonLatin < latin) return { transferEncoding: 'quoted-printable', body: quotedPrintable(lines) }
-  return { transferEncoding: 'base64', body: base64Wrap(base64Encode(join(lines, (l) => l.text)), LINE_LENGTH) }
+  return { transferEncoding: 'base64', body: base64().wrap(base64().encode(join(lines, (l) => l.text)), LINE_LENGTH) }
 }
 
 function join (lines: Encoded[], pick: (l: Encoded) => string): string {

@@ -1,6 +1,8 @@
 import type { AddressInfo } from 'node:net'
-import { SMTPServer } from 'smtp-server'
 import { ConfigError } from '../errors.ts'
+import { lazyRequire } from '../lazy-require.ts'
+
+const smtpServer = lazyRequire<typeof import('smtp-server')>('smtp-server')
 
 /** The port the embedded sink tries first; the next free one is taken when it is busy. */
 export const SINK_PORT = 2525
@@ -78,7 +80,7 @@ export async function startSink (options: SinkOptions = {}): Promise<Sink> {
   const kept: CaughtMessage[] = []
   let received = 0
 
-  const server = new SMTPServer({
+  const server = new (smtpServer().SMTPServer)({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
     logger: false,

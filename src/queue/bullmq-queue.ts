@@ -82,7 +82,7 @@ export class BullmqQueue implements JobQueue {
     const chunks = {
       redis: this.#redis,
       key: (kind: string, id?: string) => this.#key(kind, id),
-      chunkJob: (id: string, type: string, total: number, n: number, jobId: string) => this.#chunkJob(id, type, total, n, jobId),
+      chunkJob: (id: string, type: string, total: number, n: number, jobId: string, delayMs?: number) => this.#chunkJob(id, type, total, n, jobId, delayMs),
       queueFor: (type: string) => this.#queueFor(type),
     }
     this.#intake = new RedisIntake({ ...chunks, ready: () => this.#ready(), chunkSize: this.#chunkSize })
@@ -92,7 +92,8 @@ export class BullmqQueue implements JobQueue {
     this.#redis.defineCommand('rtChunkDone', { numberOfKeys: 5, lua: CHUNK_DONE })
     this.#redis.defineCommand('rtChunkStart', { numberOfKeys: 4, lua: CHUNK_START })
     this.#redis.defineCommand('rtChunkPause', { numberOfKeys: 3, lua: CHUNK_PAUSE })
-    this.#control = new RedisControl(this.#redis, (kind, id) => this.#key(kind, id), (id, type, indexes) => this.#requeue(id, type, indexes))
+    this.#control = new RedisControl(this.#redis, (kind, id) => this.#key(kind, id), (id, type, indexes) => this.#requeue(id, type, indexes),
+      async (id, type, chunks) => { await Promise.all(Array.from({ length: chunks }, (_, n) => this.#queueFor(type).remove(`${id}-c${n}`))) })
     this.#suppressions = guardSuppressions(this.#control, storeError)
     this.#chunks = new ChunkItems(this.#redis, (kind, id) => this.#key(kind, id), this.#control, this.#abort.signal)
   }
@@ -142,11 +143,12 @@ export class BullmqQueue implements JobQueue {
     return this.#intake.commitStats
   }
 
-  #chunkJob (id: string, type: string, total: number, n: number, jobId: string): ChunkJob {
+  /** `delayMs` > 0: a scheduled job's chunk, in BullMQ's delayed set until then (kept there across restarts). */
+  #chunkJob (id: string, type: string, total: number, n: number, jobId: string, delayMs = 0): ChunkJob {
     return {
       name: type,
       data: { id, type, chunk: n, start: n * this.#chunkSize, end: Math.min(total, (n + 1) * this.#chunkSize) },
-      opts: { jobId, attempts: CHUNK_ATTEMPTS, backoff: CHUNK_BACKOFF },
+      opts: { jobId, attempts: CHUNK_ATTEMPTS, backoff: CHUNK_BACKOFF, ...(delayMs > 0 ? { delay: delayMs } : {}) },
     }
   }
 
@@ -204,19 +206,7 @@ export class BullmqQueue implements JobQueue {
     }
   }
 
-  async stats (): Promise<StoreStats> {
-    try {
-      await this.#ready()
-      const h = await this.#redis.hgetall(this.#key('stats'))
-      const n = (k: string): number => Number(h[k] ?? 0)
-      return {
-        jobs: { queued: n('jobs:queued'), running: n('jobs:running'), done: n('jobs:done'), failed: n('jobs:failed'), cancelled: n('jobs:cancelled') },
-        items: { done: n('items:done'), failed: n('items:failed'), pending: n('items:total') - n('items:done') - n('items:failed') - n('items:closed') },
-      }
-    } catch (err) {
-      throw storeError('read', err)
-    }
-  }
+  stats (): Promise<StoreStats> { return this.#wrap('read', () => this.#control.stats()) }
 
   start (options: RunOptions): void {
     // Every process sweeps, a receive-only one too: the chunks it queues are run by any worker.

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import { callScript, REINDEX } from './redis-scripts.ts'
 import { LIST_LIMIT, LIST_LIMIT_MAX, PURGE_BATCH } from './sqlite-control.ts'
-import type { ControlResult, JobList, JobListQuery, JobState, JobSummary, Suppression, SuppressionList } from './types.ts'
+import type { ControlResult, JobList, JobListQuery, JobState, JobSummary, StoreStats, Suppression, SuppressionList } from './types.ts'
 
 /**
  * KEYS: job, items, errors, stats, finished. ARGV: id. Failed items become fresh pending ones; the
@@ -55,16 +55,21 @@ redis.call('ZREM', KEYS[7], ARGV[1])
 return 1
 `
 
-/** A job hash as the API lists it. */
-export function summaryOf (id: string, h: Record<string, string>): JobSummary {
+/**
+ * A job hash as the API lists it. A `scheduled` record whose time has come reads `queued`: the
+ * sweep moves the record itself within a few seconds (redis-sweep.ts), its chunk may start sooner.
+ */
+export function summaryOf (id: string, h: Record<string, string>, now = Date.now()): JobSummary {
   const total = Number(h.total)
   const open = total - Number(h.done) - Number(h.failed)
+  const scheduled = h.state === 'scheduled' && Number(h.notBefore) > now
   const view: JobSummary = {
-    id, type: h.type as string, state: h.state as JobState, total, sent: Number(h.done), failed: Number(h.failed),
+    id, type: h.type as string, state: h.state === 'scheduled' && !scheduled ? 'queued' : h.state as JobState, total, sent: Number(h.done), failed: Number(h.failed),
     pending: h.state === 'cancelled' ? 0 : open, attempts: Number(h.attempts),
     createdAt: new Date(Number(h.createdAt)).toISOString(),
   }
   if (h.state === 'cancelled') view.cancelled = open
+  if (scheduled) view.notBefore = new Date(Number(h.notBefore)).toISOString()
   if (h.startedAt !== undefined) view.startedAt = new Date(Number(h.startedAt)).toISOString()
   if (h.finishedAt !== undefined) view.finishedAt = new Date(Number(h.finishedAt)).toISOString()
   return view
@@ -75,16 +80,23 @@ export class RedisControl implements SuppressionList {
   readonly #redis: Redis
   readonly #key: (kind: string, id?: string) => string
   readonly #requeue: (id: string, type: string, indexes: number[]) => Promise<void>
+  readonly #unqueue: ((id: string, type: string, chunks: number) => Promise<void>) | undefined
 
-  constructor (redis: Redis, key: (kind: string, id?: string) => string, requeue: (id: string, type: string, indexes: number[]) => Promise<void>) {
+  /**
+   * `requeue` queues chunks of retried items again; `unqueue` takes the delayed chunks of a
+   * cancelled scheduled job out of BullMQ (they would only start to find it cancelled).
+   */
+  constructor (redis: Redis, key: (kind: string, id?: string) => string, requeue: (id: string, type: string, indexes: number[]) => Promise<void>,
+    unqueue?: (id: string, type: string, chunks: number) => Promise<void>) {
     this.#redis = redis
     this.#key = key
     this.#requeue = requeue
+    this.#unqueue = unqueue
     redis.defineCommand('rtRetry', { numberOfKeys: 5, lua: RETRY })
     redis.defineCommand('rtPurge', { numberOfKeys: 7, lua: PURGE })
     redis.defineCommand('rtCancel', { numberOfKeys: 3, lua: REINDEX + `
       local s = redis.call('HGET', KEYS[1], 'state')
-      if s ~= 'queued' and s ~= 'running' then return s end
+      if s ~= 'scheduled' and s ~= 'queued' and s ~= 'running' then return s end
       reindex(KEYS[1], ARGV[2], s, 'cancelled')
       local h = redis.call('HMGET', KEYS[1], 'total', 'done', 'failed')
       local open = tonumber(h[1]) - tonumber(h[2]) - tonumber(h[3])
@@ -110,9 +122,13 @@ export class RedisControl implements SuppressionList {
     for (let i = 0; i < page.length; i += 2) pipe.hgetall(this.#key('job', page[i] as string))
     const hashes = page.length === 0 ? [] : (await pipe.exec()) ?? []
     const jobs: JobSummary[] = []
+    const now = Date.now()
     for (let i = 0; i < page.length; i += 2) {
       const h = hashes[i / 2]?.[1] as Record<string, string> | undefined
-      if (h?.state !== undefined) jobs.push(summaryOf(page[i] as string, h))
+      if (h?.state === undefined) continue
+      const job = summaryOf(page[i] as string, h, now)
+      // index:scheduled holds a job whose time has come until the sweep moves it: it is queued now.
+      if (query.state === undefined || job.state === query.state) jobs.push(job)
     }
     const out: JobList = { jobs }
     if (page.length === limit * 2) out.next = page[page.length - 1] as string
@@ -130,11 +146,25 @@ export class RedisControl implements SuppressionList {
   }
 
   async cancel (id: string): Promise<ControlResult | undefined> {
-    const h = await this.#redis.hmget(this.#key('job', id), 'state', 'total', 'done', 'failed')
+    const h = await this.#redis.hmget(this.#key('job', id), 'state', 'total', 'done', 'failed', 'type', 'chunks')
     if (h[0] === null) return undefined
     const state = await this.#call('rtCancel', this.#key('job', id), this.#key('stats'), this.#key('finished'), Date.now(), id) as JobState
     const changed = state === 'cancelled' && h[0] !== 'cancelled'
+    // Best effort: a delayed chunk left behind starts, finds the job cancelled and ends (CHUNK_START).
+    if (changed && h[0] === 'scheduled') await this.#unqueue?.(id, h[4] as string, Number(h[5])).catch(() => {})
     return { items: changed ? Number(h[1]) - Number(h[2]) - Number(h[3]) : 0, state, changed }
+  }
+
+  /** `GET /stats`, the store's part, from the counters the scripts keep. */
+  async stats (): Promise<StoreStats> {
+    const h = await this.#redis.hgetall(this.#key('stats'))
+    const n = (k: string): number => Number(h[k] ?? 0)
+    const out: StoreStats = {
+      jobs: { queued: n('jobs:queued'), running: n('jobs:running'), done: n('jobs:done'), failed: n('jobs:failed'), cancelled: n('jobs:cancelled') },
+      items: { done: n('items:done'), failed: n('items:failed'), pending: n('items:total') - n('items:done') - n('items:failed') - n('items:closed') },
+    }
+    if (n('jobs:scheduled') > 0) out.jobs.scheduled = n('jobs:scheduled')
+    return out
   }
 
   async itemPending (id: string, index: number): Promise<boolean> {

@@ -16,11 +16,11 @@ export interface ChunkData { id: string, type: string, chunk: number, start: num
 export interface ChunkJob { name: string, data: ChunkData, opts: JobsOptions }
 
 /** An add waiting for its batch to be written. */
-interface PendingAdd { id: string, dedup: string | undefined, type: string, payload: string, items: number, chunks: number, resolve: (r: AddResult) => void, reject: (e: StoreError) => void }
+interface PendingAdd { id: string, dedup: string | undefined, type: string, payload: string, items: number, chunks: number, notBefore: number, resolve: (r: AddResult) => void, reject: (e: StoreError) => void }
 /** Adds written together; `due` once the turn that opened it has ended. */
 interface Batch { adds: PendingAdd[], chars: number, due: boolean }
-/** A reply of CREATE_JOBS: created (1) or not, the id, and for a duplicate the first job's total, chunks and type. */
-type CreateReply = [number, string, string?, string?, string?]
+/** A reply of CREATE_JOBS: created (1) or not, the id, and for a duplicate the first job's total, chunks, type and notBefore. */
+type CreateReply = [number, string, string?, string?, string?, string?]
 
 export function storeError (op: string, cause: unknown): StoreError {
   return new StoreError(`Redis ${op} failed: ${(cause as Error).message}`, { cause })
@@ -36,8 +36,8 @@ export interface RedisIntakeOptions {
   ready: () => Promise<void>
   /** Items per BullMQ job. */
   chunkSize: number
-  /** Chunk `n` of a job of `total` items, as a BullMQ job with id `jobId`. */
-  chunkJob: (id: string, type: string, total: number, n: number, jobId: string) => ChunkJob
+  /** Chunk `n` of a job of `total` items, as a BullMQ job with id `jobId`, delayed by `delayMs` (a scheduled job's). */
+  chunkJob: (id: string, type: string, total: number, n: number, jobId: string, delayMs?: number) => ChunkJob
   /** The BullMQ queue of a job type. */
   queueFor: (type: string) => Queue
 }
@@ -96,7 +96,7 @@ export class RedisIntake {
           if (this.#writing === 0 || this.#batch !== next) this.#write(next)
         })
       }
-      batch.adds.push({ id, dedup: job.dedupKey, type: job.type, payload, items: job.items, chunks: this.#chunkCount(job.items), resolve, reject })
+      batch.adds.push({ id, dedup: job.dedupKey, type: job.type, payload, items: job.items, chunks: this.#chunkCount(job.items), notBefore: job.notBefore ?? 0, resolve, reject })
       batch.chars += payload.length
     })
   }
@@ -116,11 +116,11 @@ export class RedisIntake {
       if (this.#redis.status !== 'ready') await this.#ready()
       const keys = [...this.#intakeKeys]
       for (const a of adds) keys.push(this.#jobKey + a.id)
-      const args: Array<string | number> = [Date.now()]
+      const args: Array<string | number> = [Date.now(), '+notBefore']
       for (const a of adds) {
         let dedup = 0
         if (a.dedup !== undefined) dedup = keys.push(this.#dedupKey + a.dedup)
-        args.push(a.type, a.payload, a.items, a.chunks, a.id, dedup)
+        args.push(a.type, a.payload, a.items, a.chunks, a.id, dedup, a.notBefore)
       }
       const replies = await callScript(this.#redis, 'rtCreateJobs', keys.length, ...keys, ...args) as CreateReply[]
       // The records are in Redis (and in the unchunked index), their chunks not yet. A crash here,
@@ -131,15 +131,18 @@ export class RedisIntake {
       const chunks = new Map<string, ChunkJob[]>()
       const queued = new Set<string>()
       const results = adds.map((a, i): AddResult => {
-        const [created, id, firstTotal, firstChunks, firstType] = replies[i] as CreateReply
-        const first = created === 1 ? { total: a.items, count: a.chunks, type: a.type }
-          : firstTotal === undefined ? undefined : { total: Number(firstTotal), count: Number(firstChunks), type: firstType as string }
+        const [created, id, firstTotal, firstChunks, firstType, firstNotBefore] = replies[i] as CreateReply
+        const first = created === 1 ? { total: a.items, count: a.chunks, type: a.type, notBefore: a.notBefore }
+          : firstTotal === undefined ? undefined
+            : { total: Number(firstTotal), count: Number(firstChunks), type: firstType as string, notBefore: Number(firstNotBefore ?? 0) }
         // Not twice for one id: a duplicate of a job of this batch finds its chunks listed.
         if (first !== undefined && !queued.has(id)) {
           queued.add(id)
           let list = chunks.get(first.type)
           if (list === undefined) chunks.set(first.type, list = [])
-          for (let n = 0; n < first.count; n++) list.push(this.#chunkJob(id, first.type, first.total, n, `${id}-c${n}`))
+          // A scheduled job's chunks wait in BullMQ's delayed set until its time (a duplicate's: the first job's).
+          const delay = Math.max(0, first.notBefore - Date.now())
+          for (let n = 0; n < first.count; n++) list.push(this.#chunkJob(id, first.type, first.total, n, `${id}-c${n}`, delay))
         }
         return { id, duplicate: created === 0 }
       })

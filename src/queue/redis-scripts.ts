@@ -22,10 +22,13 @@ end
  * Intake of a batch of jobs in one call (issue 11: one round trip per event-loop turn, not per job).
  * KEYS: stats, index, index:queued, seq, unchunked, then each job's job key, then the dedup keys of
  * the jobs that have one. ARGV: now, then per job: type, payload, total, chunks, id, and the position of its
- * dedup key in KEYS (0: none; a job without one is a duplicate only when its id exists).
+ * dedup key in KEYS (0: none; a job without one is a duplicate only when its id exists). With the
+ * marker `+notBefore` after now, each job has a seventh field: its not-before time (epoch ms, 0: none);
+ * such a job is stored `scheduled` (in `index:scheduled` and in `scheduled`, scored by that time,
+ * both named after KEYS[2] as REINDEX names its keys) until a chunk starts or the sweep's PROMOTE.
  * Jobs are taken in order, so a job of the batch with the dedup key of an earlier one is its
  * duplicate. Returns one reply per job: { 1, id } when created; { 0, first id, total, chunks,
- * type } when the dedup key (the trigger's webhook-id) or the id was seen before, with the first
+ * type, notBefore } when the dedup key (the trigger's webhook-id) or the id was seen before, with the first
  * job's shape, so the caller can queue its chunks again (they may be missing after a crash); or
  * { 0, first id } when that record is gone. The first job's record is read under a key derived
  * from the job key, as REINDEX derives its keys. The index orders jobs for `GET /jobs`, newest first.
@@ -34,11 +37,14 @@ end
  */
 export const CREATE_JOBS = `
 local out = {}
-local queued, items = 0, 0
-local n = #ARGV / 6
+local queued, scheduled, items = 0, 0, 0
+local stride, from = 6, 2
+if ARGV[2] == '+notBefore' then stride, from = 7, 3 end
+local n = (#ARGV - from + 1) / stride
 for i = 1, n do
-  local a = 6 * i - 4
+  local a = from + stride * (i - 1)
   local job, total, id, d = KEYS[5 + i], ARGV[a + 2], ARGV[a + 4], tonumber(ARGV[a + 5])
+  local notBefore = stride == 7 and tonumber(ARGV[a + 6]) or 0
   local first = d > 0 and redis.call('GET', KEYS[d]) or nil
   local firstJob = job
   if first then
@@ -47,12 +53,16 @@ for i = 1, n do
     first = id
   end
   if first then
-    local h = redis.call('HMGET', firstJob, 'total', 'chunks', 'type')
-    if h[1] then out[i] = { 0, first, h[1], h[2], h[3] } else out[i] = { 0, first } end
+    local h = redis.call('HMGET', firstJob, 'total', 'chunks', 'type', 'notBefore')
+    if h[1] then out[i] = { 0, first, h[1], h[2], h[3], h[4] or '0' } else out[i] = { 0, first } end
   else
     local seq = redis.call('INCR', KEYS[4])
-    local fields = { 'type', ARGV[a], 'payload', ARGV[a + 1], 'total', total, 'chunks', ARGV[a + 3], 'state', 'queued',
-      'createdAt', ARGV[1], 'done', 0, 'failed', 0, 'attempts', 0, 'seq', seq }
+    local fields = { 'type', ARGV[a], 'payload', ARGV[a + 1], 'total', total, 'chunks', ARGV[a + 3],
+      'state', notBefore > 0 and 'scheduled' or 'queued', 'createdAt', ARGV[1], 'done', 0, 'failed', 0, 'attempts', 0, 'seq', seq }
+    if notBefore > 0 then
+      fields[#fields + 1] = 'notBefore'
+      fields[#fields + 1] = ARGV[a + 6]
+    end
     if d > 0 then
       redis.call('SET', KEYS[d], id)
       fields[#fields + 1] = 'dedup'
@@ -60,17 +70,22 @@ for i = 1, n do
     end
     redis.call('HSET', job, unpack(fields))
     redis.call('ZADD', KEYS[2], seq, id)
-    redis.call('ZADD', KEYS[3], seq, id)
+    if notBefore > 0 then
+      redis.call('ZADD', KEYS[2] .. ':scheduled', seq, id)
+      redis.call('ZADD', string.sub(KEYS[2], 1, #KEYS[2] - 5) .. 'scheduled', notBefore, id)
+      scheduled = scheduled + 1
+    else
+      redis.call('ZADD', KEYS[3], seq, id)
+      queued = queued + 1
+    end
     redis.call('ZADD', KEYS[5], ARGV[1], id)
-    queued = queued + 1
     items = items + tonumber(total)
     out[i] = { 1, id }
   end
 end
-if queued > 0 then
-  redis.call('HINCRBY', KEYS[1], 'jobs:queued', queued)
-  redis.call('HINCRBY', KEYS[1], 'items:total', items)
-end
+if queued > 0 then redis.call('HINCRBY', KEYS[1], 'jobs:queued', queued) end
+if scheduled > 0 then redis.call('HINCRBY', KEYS[1], 'jobs:scheduled', scheduled) end
+if items > 0 then redis.call('HINCRBY', KEYS[1], 'items:total', items) end
 return out
 `
 
@@ -165,17 +180,17 @@ return n
 
 /**
  * KEYS: job, stats, finished, active. ARGV: now, id, chunk, run. A chunk starts: it joins the
- * job's active set, a queued job becomes running, and the job's attempts are the most runs any
+ * job's active set, a queued (or scheduled: its delayed chunk is due) job becomes running, and the job's attempts are the most runs any
  * chunk has had. Returns the job's state; anything but running means: do not run.
  */
 export const CHUNK_START = REINDEX + `
 local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'queued' and state ~= 'running' then return state or false end
+if state ~= 'queued' and state ~= 'running' and state ~= 'scheduled' then return state or false end
 redis.call('SADD', KEYS[4], ARGV[3])
-if state == 'queued' then
+if state ~= 'running' then
   redis.call('HSET', KEYS[1], 'state', 'running')
-  reindex(KEYS[1], ARGV[2], 'queued', 'running')
-  redis.call('HINCRBY', KEYS[2], 'jobs:queued', -1)
+  reindex(KEYS[1], ARGV[2], state, 'running')
+  redis.call('HINCRBY', KEYS[2], 'jobs:' .. state, -1)
   redis.call('HINCRBY', KEYS[2], 'jobs:running', 1)
   redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[1])
 end
@@ -199,6 +214,20 @@ if state == 'running' and redis.call('SCARD', KEYS[3]) == 0 then
   redis.call('HINCRBY', KEYS[2], 'jobs:queued', 1)
 end
 return state
+`
+
+/**
+ * KEYS: job, stats, scheduled. ARGV: id. The job's not-before time has come (run by the sweep): a
+ * job still `scheduled` becomes `queued`, and leaves `scheduled` either way. Returns 1 when moved.
+ */
+export const PROMOTE = REINDEX + `
+redis.call('ZREM', KEYS[3], ARGV[1])
+if redis.call('HGET', KEYS[1], 'state') ~= 'scheduled' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'queued')
+reindex(KEYS[1], ARGV[1], 'scheduled', 'queued')
+redis.call('HINCRBY', KEYS[2], 'jobs:scheduled', -1)
+redis.call('HINCRBY', KEYS[2], 'jobs:queued', 1)
+return 1
 `
 
 /** Runs a script registered with `defineCommand` (ioredis adds it as a method, untyped). */

@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Logger } from '../log.ts'
 import type { ChunkJob } from './redis-intake.ts'
+import { PROMOTE } from './redis-scripts.ts'
 
 /**
  * A job record still in the `unchunked` index this long after its intake is taken for one whose
@@ -21,8 +22,8 @@ export interface RedisSweepOptions {
   redis: Redis
   /** Name of one of rawtrigger's keys, under the queue's prefix. */
   key: (kind: string, id?: string) => string
-  /** Chunk `n` of a job of `total` items, as a BullMQ job with id `jobId`. */
-  chunkJob: (id: string, type: string, total: number, n: number, jobId: string) => ChunkJob
+  /** Chunk `n` of a job of `total` items, as a BullMQ job with id `jobId`, delayed by `delayMs`. */
+  chunkJob: (id: string, type: string, total: number, n: number, jobId: string, delayMs?: number) => ChunkJob
   /** The BullMQ queue of a job type. */
   queueFor: (type: string) => Queue
 }
@@ -39,6 +40,7 @@ export class RedisSweep {
   readonly #redis: Redis
   readonly #key: (kind: string, id?: string) => string
   readonly #unchunked: string
+  readonly #scheduled: string
   readonly #chunkJob: RedisSweepOptions['chunkJob']
   readonly #queueFor: (type: string) => Queue
   #timer: NodeJS.Timeout | undefined
@@ -48,6 +50,8 @@ export class RedisSweep {
     this.#redis = options.redis
     this.#key = options.key
     this.#unchunked = options.key('unchunked')
+    this.#scheduled = options.key('scheduled')
+    this.#redis.defineCommand('rtPromote', { numberOfKeys: 3, lua: PROMOTE })
     this.#chunkJob = options.chunkJob
     this.#queueFor = options.queueFor
   }
@@ -73,10 +77,29 @@ export class RedisSweep {
     await this.#pass?.catch(() => {})
   }
 
-  /** One pass over records created before `now - SWEEP_AFTER_MS`; resolves with how many got chunks. */
+  /**
+   * One pass: scheduled jobs whose time has come are moved to queued ({@link PROMOTE}), then records
+   * created before `now - SWEEP_AFTER_MS` without chunks get them; resolves with how many got chunks.
+   */
   sweep (now = Date.now()): Promise<number> {
-    this.#pass ??= this.#sweepAll(now - SWEEP_AFTER_MS).finally(() => { this.#pass = undefined })
+    this.#pass ??= this.#promote(now).then(() => this.#sweepAll(now - SWEEP_AFTER_MS)).finally(() => { this.#pass = undefined })
     return this.#pass
+  }
+
+  /**
+   * A scheduled job reads `queued` once its time has come (redis-control.ts `summaryOf`); this moves
+   * its record, the per-state index and the counters of `/stats` too, within a sweep interval. A
+   * chunk that starts first takes the job from scheduled to running itself.
+   */
+  async #promote (now: number): Promise<void> {
+    for (;;) {
+      const ids = await this.#redis.zrangebyscore(this.#scheduled, '-inf', now, 'LIMIT', 0, SWEEP_BATCH)
+      if (ids.length === 0) return
+      const pipe = this.#redis.pipeline() as unknown as { rtPromote: (...a: string[]) => unknown, exec: () => Promise<Array<[Error | null, unknown]> | null> }
+      for (const id of ids) pipe.rtPromote(this.#key('job', id), this.#key('stats'), this.#scheduled, id)
+      for (const [err] of (await pipe.exec()) ?? []) if (err !== null) throw err
+      if (ids.length < SWEEP_BATCH) return
+    }
   }
 
   async #sweepAll (cutoff: number): Promise<number> {
@@ -93,19 +116,21 @@ export class RedisSweep {
 
   async #queueChunks (ids: readonly string[]): Promise<number> {
     const pipe = this.#redis.pipeline()
-    for (const id of ids) pipe.hmget(this.#key('job', id), 'type', 'total', 'chunks', 'state')
+    for (const id of ids) pipe.hmget(this.#key('job', id), 'type', 'total', 'chunks', 'state', 'notBefore')
     const replies = (await pipe.exec()) ?? []
     const byType = new Map<string, ChunkJob[]>()
     let jobs = 0
     ids.forEach((id, i) => {
       const [err, fields] = replies[i] ?? [new Error('no reply')]
       if (err !== null) throw err
-      const [type, total, chunks, state] = fields as Array<string | null>
+      const [type, total, chunks, state, notBefore] = fields as Array<string | null>
       // Gone (purged), or already ended (cancelled, say): nothing to run.
-      if (type == null || (state !== 'queued' && state !== 'running')) return
+      if (type == null || (state !== 'queued' && state !== 'running' && state !== 'scheduled')) return
       let list = byType.get(type)
       if (list === undefined) byType.set(type, list = [])
-      for (let n = 0; n < Number(chunks); n++) list.push(this.#chunkJob(id, type, Number(total), n, `${id}-c${n}`))
+      // A scheduled job's chunks keep its schedule: delayed by what is left of it, not run at once.
+      const delay = Math.max(0, Number(notBefore ?? 0) - Date.now())
+      for (let n = 0; n < Number(chunks); n++) list.push(this.#chunkJob(id, type, Number(total), n, `${id}-c${n}`, delay))
       jobs++
     })
     await Promise.all([...byType].map(([type, list]) => this.#queueFor(type).addBulk(list)))

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3'
-import { toSummary, type JobRow } from './sqlite-schema.ts'
+import { toSummary, VIEW_STATE_SQL, type JobRow } from './sqlite-schema.ts'
 import type { ControlResult, JobList, JobListQuery, JobState, Suppression, SuppressionList } from './types.ts'
 
 /** Jobs per page of `GET /jobs` by default, and at most. */
@@ -18,8 +18,8 @@ export class SqliteControl implements SuppressionList {
   constructor (db: Database.Database) {
     this.#db = db
     this.#s = {
-      list: db.prepare(`SELECT * FROM jobs WHERE seq < ? AND (? IS NULL OR state = ?) ORDER BY seq DESC LIMIT ?`),
-      job: db.prepare('SELECT seq, state, total - done - failed AS open FROM jobs WHERE id = ?'),
+      list: db.prepare(`SELECT * FROM jobs WHERE seq < ? AND (? IS NULL OR ${VIEW_STATE_SQL} = ?) ORDER BY seq DESC LIMIT ?`),
+      job: db.prepare(`SELECT seq, ${VIEW_STATE_SQL} AS state, total - done - failed AS open FROM jobs WHERE id = ?`),
       retryItems: db.prepare(`UPDATE items SET state = 'pending', attempts = 0, due_at = 0, error = NULL
         WHERE job_seq = ? AND state = 'failed'`),
       requeue: db.prepare(`UPDATE jobs SET failed = failed - ?, state = CASE WHEN state = 'running' THEN 'running' ELSE 'queued' END,
@@ -46,8 +46,9 @@ export class SqliteControl implements SuppressionList {
     const limit = Math.min(query.limit ?? LIST_LIMIT, LIST_LIMIT_MAX)
     const before = query.before === undefined ? Number.MAX_SAFE_INTEGER : Number(query.before)
     const state = query.state ?? null
-    const rows = this.#s.list.all(before, state, state, limit) as JobRow[]
-    const out: JobList = { jobs: rows.map(toSummary) }
+    const now = Date.now()
+    const rows = this.#s.list.all(before, state, now, state, limit) as JobRow[]
+    const out: JobList = { jobs: rows.map((row) => toSummary(row, now)) }
     if (rows.length === limit) out.next = String((rows[rows.length - 1] as JobRow).seq)
     return out
   }
@@ -55,7 +56,7 @@ export class SqliteControl implements SuppressionList {
   /** Failed items become pending again and the job is queued; `items` 0 means nothing had failed. */
   retry (id: string): ControlResult | undefined {
     return this.#db.transaction((): ControlResult | undefined => {
-      const job = this.#s.job.get(id) as { seq: number, state: JobState } | undefined
+      const job = this.#s.job.get(Date.now(), id) as { seq: number, state: JobState } | undefined
       if (job === undefined) return undefined
       // A cancelled job's unsent items stay unsent; its failures are not worth a retry alone.
       if (job.state === 'cancelled') return { items: 0, state: 'cancelled', changed: false }
@@ -66,12 +67,15 @@ export class SqliteControl implements SuppressionList {
     }).immediate()
   }
 
-  /** Pending items become cancelled; a running job's in-flight items finish, nothing new starts. */
+  /**
+   * Pending items become cancelled; a running job's in-flight items finish, nothing new starts. A
+   * scheduled job (stored as queued) is cancelled the same way: the claim never takes it.
+   */
   cancel (id: string): ControlResult | undefined {
     return this.#db.transaction((): ControlResult | undefined => {
-      const job = this.#s.job.get(id) as { seq: number, state: JobState, open: number } | undefined
+      const job = this.#s.job.get(Date.now(), id) as { seq: number, state: JobState, open: number } | undefined
       if (job === undefined) return undefined
-      if (job.state !== 'queued' && job.state !== 'running') return { items: 0, state: job.state, changed: false }
+      if (job.state !== 'scheduled' && job.state !== 'queued' && job.state !== 'running') return { items: 0, state: job.state, changed: false }
       this.#s.cancelItems.run(job.seq) // rows exist once the job first ran; the job's state covers the rest
       this.#s.cancelJob.run(Date.now(), job.seq)
       return { items: job.open, state: 'cancelled', changed: true }

@@ -27,8 +27,11 @@ export type FromWriter =
   | { t: 'failed', batches: number[], code: string | undefined, message: string }
   | { t: 'closed' }
 
-/** Fields per job in {@link ToWriter}'s `jobs`: id, type, items, dedup key (empty for none), payload JSON. */
-export const FIELDS = 5
+/**
+ * Fields per job in {@link ToWriter}'s `jobs`: id, type, items, dedup key (empty for none), not-before
+ * time in epoch ms (empty for none: due at the commit), payload JSON.
+ */
+export const FIELDS = 6
 
 /** For each job of each batch: null when it was created under its id, or the id of the job that had its dedup key. */
 export type InsertResults = Array<Array<string | null>>
@@ -46,9 +49,11 @@ export function createInserter (db: Database.Database): (batches: readonly strin
       const results: Array<string | null> = []
       for (let i = 0; i + FIELDS <= jobs.length; i += FIELDS) {
         const dedupKey = jobs[i + 3] === '' ? null : jobs[i + 3] as string
-        const info = insert.run(jobs[i], jobs[i + 1], Number(jobs[i + 2]), now, dedupKey, now)
+        // A scheduled job is due at its time: the worker claims nothing before (see sqlite-schema.ts).
+        const dueAt = jobs[i + 4] === '' ? now : Math.max(now, Number(jobs[i + 4]))
+        const info = insert.run(jobs[i], jobs[i + 1], Number(jobs[i + 2]), dueAt, dedupKey, now)
         if (info.changes === 1) {
-          insertPayload.run(info.lastInsertRowid, jobs[i + 4])
+          insertPayload.run(info.lastInsertRowid, jobs[i + 5])
           results.push(null)
         } else {
           results.push(byDedup.get(dedupKey) as string)

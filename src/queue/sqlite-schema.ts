@@ -49,9 +49,16 @@ CREATE TABLE IF NOT EXISTS suppressions (
 ) WITHOUT ROWID;
 `
 
+/**
+ * A job's state as the API shows it, in SQL; its one parameter is now (epoch ms). `scheduled` is not
+ * stored: a job with a `notBefore` is inserted `queued` with `due_at` at that time, and reads as
+ * scheduled until then unless it has started (attempts > 0). The claim takes only jobs due by now.
+ */
+export const VIEW_STATE_SQL = `CASE WHEN state = 'queued' AND attempts = 0 AND due_at > ? THEN 'scheduled' ELSE state END`
+
 /** A row of `jobs`. */
 export interface JobRow {
-  seq: number, id: string, type: string, state: JobState, total: number, done: number,
+  seq: number, id: string, type: string, state: JobState, total: number, done: number, due_at: number,
   failed: number, attempts: number, faults: number, items_ready: number, error: string | null,
   created_at: number, started_at: number | null, finished_at: number | null
 }
@@ -64,14 +71,16 @@ function iso (ms: number | null): string | undefined {
 }
 
 /** A job row as `GET /jobs` lists it. A cancelled job's unfinished items count as cancelled, not pending. */
-export function toSummary (row: JobRow): JobSummary {
+export function toSummary (row: JobRow, now = Date.now()): JobSummary {
   const open = row.total - row.done - row.failed
+  const scheduled = row.state === 'queued' && row.attempts === 0 && row.due_at > now // as VIEW_STATE_SQL
   const view: JobSummary = {
-    id: row.id, type: row.type, state: row.state, total: row.total, sent: row.done, failed: row.failed,
+    id: row.id, type: row.type, state: scheduled ? 'scheduled' : row.state, total: row.total, sent: row.done, failed: row.failed,
     pending: row.state === 'cancelled' ? 0 : open, attempts: row.attempts,
     createdAt: new Date(row.created_at).toISOString(),
   }
   if (row.state === 'cancelled') view.cancelled = open
+  if (scheduled) view.notBefore = new Date(row.due_at).toISOString()
   const startedAt = iso(row.started_at)
   if (startedAt !== undefined) view.startedAt = startedAt
   const finishedAt = iso(row.finished_at)

@@ -5,7 +5,7 @@ import { StoreError } from '../errors.ts'
 import { betterSqlite3, type Database } from './lazy-packages.ts'
 import { guardSuppressions } from './suppression-guard.ts'
 import { jobIdFor } from './types.ts'
-import { MAX_ERRORS_SHOWN, SCHEMA, toView, type ItemErrorRow, type JobRow } from './sqlite-schema.ts'
+import { MAX_ERRORS_SHOWN, SCHEMA, VIEW_STATE_SQL, toView, type ItemErrorRow, type JobRow } from './sqlite-schema.ts'
 import type {
   AddResult, ClaimedJob, CommitStats, WriterMode, ControlResult, DueItem, ItemOutcome, JobList, JobListQuery, JobState, JobStore, JobView,
   NewJob, StoreStats, SuppressionList,
@@ -93,8 +93,8 @@ export class SqliteStore implements JobStore {
       get: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       errors: db.prepare(`SELECT idx, error, attempts, state FROM items
         WHERE job_seq = ? AND error IS NOT NULL ORDER BY idx LIMIT ${MAX_ERRORS_SHOWN}`),
-      stats: db.prepare(`SELECT state, count(*) AS n, total(done) AS done, total(failed) AS failed,
-        total(total) AS total FROM jobs GROUP BY state`),
+      stats: db.prepare(`SELECT ${VIEW_STATE_SQL} AS state, count(*) AS n, total(done) AS done, total(failed) AS failed,
+        total(total) AS total FROM jobs GROUP BY 1`),
       nextQueued: db.prepare(`SELECT seq FROM jobs WHERE state = 'queued' AND due_at <= ?
         AND type IN (SELECT value FROM json_each(?)) ORDER BY due_at, seq LIMIT 1`).pluck(),
       nextExpired: db.prepare(`SELECT seq FROM jobs WHERE state = 'running' AND lease_until < ?
@@ -187,11 +187,11 @@ export class SqliteStore implements JobStore {
   stats (): Promise<StoreStats> {
     return this.#run('read', () => {
       const out: StoreStats = { jobs: { queued: 0, running: 0, done: 0, failed: 0, cancelled: 0 }, items: { done: 0, failed: 0, pending: 0 } }
-      for (const r of this.#stmt.stats.all() as Array<{ state: JobState, n: number, done: number, failed: number, total: number }>) {
-        if (r.state in out.jobs) out.jobs[r.state as keyof StoreStats['jobs']] = r.n
+      for (const r of this.#stmt.stats.all(Date.now()) as Array<{ state: JobState, n: number, done: number, failed: number, total: number }>) {
+        if (r.state === 'scheduled' || r.state in out.jobs) out.jobs[r.state as keyof StoreStats['jobs']] = r.n
         out.items.done += r.done
         out.items.failed += r.failed
-        if (r.state === 'queued' || r.state === 'running') out.items.pending += r.total - r.done - r.failed
+        if (r.state === 'scheduled' || r.state === 'queued' || r.state === 'running') out.items.pending += r.total - r.done - r.failed
       }
       return out
     })

@@ -70,7 +70,7 @@ export class SqliteWriter {
     }
     const id = jobIdFor(job.dedupKey, timeOrderedId)
     return new Promise((resolve, reject) => {
-      this.#outbox += `${this.#outbox === '' ? '' : SEP}${id}${SEP}${job.type}${SEP}${job.items}${SEP}${job.dedupKey ?? ''}${SEP}${payload}`
+      this.#outbox += `${this.#outbox === '' ? '' : SEP}${id}${SEP}${job.type}${SEP}${job.items}${SEP}${job.dedupKey ?? ''}${SEP}${job.notBefore ?? ''}${SEP}${payload}`
       this.#outIds.push(id)
       this.#outWaiters.push({ resolve, reject })
       if (!this.#scheduled) {

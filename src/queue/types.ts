@@ -4,8 +4,11 @@ import type { DueItem, ItemOutcome, SuppressionList } from './item-types.ts'
 
 export type { DueItem, ItemOutcome, Suppression, SuppressionList } from './item-types.ts'
 
-/** The states of a job. A job whose items all ended (some failed) is `done`; `failed` means it could not run. */
-export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled'
+/**
+ * The states of a job. A job whose items all ended (some failed) is `done`; `failed` means it could
+ * not run; `scheduled` is a job whose `notBefore` has not come (it has not started).
+ */
+export type JobState = 'scheduled' | 'queued' | 'running' | 'done' | 'failed' | 'cancelled'
 
 /** The states of one item (one recipient of an e-mail job). */
 export type ItemState = 'pending' | 'done' | 'failed' | 'cancelled'
@@ -22,6 +25,8 @@ export interface NewJob {
    * {@link JOB_ID_RE} is also the job's id, so the sender knows the id without reading the answer.
    */
   dedupKey?: string
+  /** Epoch ms before which the job does not start (`notBefore` of the body); absent: at once. */
+  notBefore?: number
 }
 
 /** Job ids: what fits in a `/jobs/:id` path segment. */
@@ -54,6 +59,8 @@ export interface JobView {
   id: string
   type: string
   state: JobState
+  /** When a `scheduled` job will start (ISO 8601); only while it is scheduled. */
+  notBefore?: string
   total: number
   /** Items done (for e-mail: sent). */
   sent: number
@@ -99,7 +106,8 @@ export interface ControlResult {
 
 /** `GET /stats`, the store's part. */
 export interface StoreStats {
-  jobs: Record<'queued' | 'running' | 'done' | 'failed' | 'cancelled', number>
+  /** Jobs per state; `scheduled` only when there are some (`GET /stats` shows it as 0 then). */
+  jobs: Record<Exclude<JobState, 'scheduled'>, number> & { scheduled?: number }
   items: { done: number, failed: number, pending: number }
 }
 

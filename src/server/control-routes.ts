@@ -9,7 +9,7 @@ import { reject, type RouteContext } from './route-context.ts'
 
 /** Bodies of control requests are small: an address and a reason at most. */
 const CONTROL_BODY_BYTES = 64 * 1024
-const STATES: readonly JobState[] = ['queued', 'running', 'done', 'failed', 'cancelled']
+const STATES: readonly JobState[] = ['scheduled', 'queued', 'running', 'done', 'failed', 'cancelled']
 const ACTION_RE = /^\/jobs\/([A-Za-z0-9_-]{1,64})\/(retry|cancel)$/
 const SUPPRESSION_RE = /^\/suppressions\/([^/]{1,320})$/
 
@@ -78,6 +78,8 @@ export function controlRoute (ctx: RouteContext, req: IncomingMessage, res: Serv
     guarded(ctx, req, res, access, async () => {
       const result = verb === 'retry' ? await queue.retry(id) : await queue.cancel(id)
       if (result === undefined) throw new NotFoundError(`no job ${id}`)
+      // A scheduled job has not run: nothing of it can have failed, so a retry is refused, as for any job without failures.
+      if (!result.changed && verb === 'retry' && result.state === 'scheduled') throw new ConflictError(`job ${id} is scheduled and has not run yet: nothing to retry`)
       if (!result.changed && verb === 'retry') throw new ConflictError(`job ${id} has no failed items to retry (state ${result.state})`)
       if (!result.changed) throw new ConflictError(`job ${id} has already ended (${result.state})`)
       if (verb === 'retry') queue.notify()

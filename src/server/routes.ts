@@ -8,6 +8,7 @@ import { peerOf } from './auth.ts'
 import { bounceRoute } from './bounce-route.ts'
 import { controlRoute } from './control-routes.ts'
 import { readBody } from './body.ts'
+import { takeNotBefore } from './schedule.ts'
 import { sendError, sendJson } from './respond.ts'
 import { reject, type RouteContext } from './route-context.ts'
 
@@ -48,17 +49,24 @@ function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, 
     } catch (cause) {
       throw new BadJsonError(`body is not valid JSON: ${(cause as Error).message}`)
     }
-    const parsed = handler.parse(json)
+    const { body: jobBody, notBefore } = takeNotBefore(json)
+    const parsed = handler.parse(jobBody)
     // Signed: the verified id. Unsigned (loopback only): the sender's webhook-id as an idempotency key.
     const key = signed?.id ?? header(req, 'webhook-id')
-    const job = { type, payload: parsed.payload, items: parsed.items, ...(key === undefined ? {} : { dedupKey: key }) }
+    const job = {
+      type, payload: parsed.payload, items: parsed.items,
+      ...(key === undefined ? {} : { dedupKey: key }), ...(notBefore === undefined ? {} : { notBefore }),
+    }
     const { id, duplicate } = await ctx.queue.add(job)
     if (duplicate) ctx.counters.duplicates++
     else {
       ctx.counters.accepted++
       ctx.metrics.accepted.inc()
     }
-    sendJson(res, 202, { id, type, items: parsed.items, ...parsed.summary, ...(duplicate ? { duplicate: true } : {}) })
+    sendJson(res, 202, {
+      id, type, items: parsed.items, ...parsed.summary,
+      ...(notBefore === undefined ? {} : { notBefore: new Date(notBefore).toISOString() }), ...(duplicate ? { duplicate: true } : {}),
+    })
     ctx.metrics.acceptSeconds.observe((performance.now() - started) / 1000)
     if (!duplicate) ctx.queue.notify()
   }).catch((err: unknown) => {
@@ -84,7 +92,7 @@ function getJob (ctx: RouteContext, res: ServerResponse, id: string): void {
 function getStats (ctx: RouteContext, res: ServerResponse): void {
   ctx.queue.stats().then((s) => {
     const { accepted, duplicates, rejected } = ctx.counters
-    sendJson(res, 200, { accepted, duplicates, rejected, jobs: { queued: s.jobs.queued, running: s.jobs.running, done: s.jobs.done, failed: s.jobs.failed }, emails: { sent: s.items.done, failed: s.items.failed, pending: s.items.pending } })
+    sendJson(res, 200, { accepted, duplicates, rejected, jobs: { scheduled: s.jobs.scheduled ?? 0, queued: s.jobs.queued, running: s.jobs.running, done: s.jobs.done, failed: s.jobs.failed }, emails: { sent: s.items.done, failed: s.items.failed, pending: s.items.pending } })
   }, (err: unknown) => sendError(res, err))
 }
 

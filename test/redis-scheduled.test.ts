@@ -1,0 +1,89 @@
+// Scheduled jobs on Redis, below the JobQueue contract (queue-scheduled.test.ts): a scheduled job's
+// chunks wait in BullMQ's delayed set until its time; the sweep queues the chunks of a scheduled
+// record left without them with what is left of the delay, not at once; a cancel takes the
+// delayed chunks out; the sweep moves a record whose time has come to queued, counters too.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { Queue, type Job } from 'bullmq'
+import { Redis } from 'ioredis'
+import { CREATE_JOBS } from '../src/queue/redis-scripts.ts'
+import { SWEEP_AFTER_MS } from '../src/queue/redis-sweep.ts'
+import { openBullmq, useRedis, type RedisFixture } from './helpers/redis.ts'
+
+const CHUNK_SIZE = 10
+const HOUR_MS = 3600_000
+
+/** BullMQ's delayed chunks of `type`: id and when each is due (epoch ms). */
+async function delayedChunks (redis: RedisFixture, type: string): Promise<Array<{ id: string, dueAt: number }>> {
+  const queue = new Queue(`jobs-${type}`, { connection: { url: redis.url }, prefix: redis.prefix })
+  queue.on('error', () => {})
+  try {
+    const jobs: Job[] = await queue.getDelayed()
+    return jobs.map((j) => ({ id: j.id as string, dueAt: j.timestamp + j.delay })).sort((a, b) => a.id.localeCompare(b.id))
+  } finally {
+    await queue.close()
+  }
+}
+
+/** What a receiver killed between the intake script and its addBulk leaves, for a scheduled job, `ageMs` old. */
+async function crashedScheduledIntake (redis: RedisFixture, id: string, items: number, notBefore: number, ageMs: number): Promise<void> {
+  const raw = new Redis(redis.url, { maxRetriesPerRequest: 1 })
+  raw.on('error', () => {})
+  try {
+    raw.defineCommand('rtCreateJobs', { lua: CREATE_JOBS })
+    const rt = (kind: string): string => `${redis.prefix}:rt:${kind}`
+    await (raw as unknown as { rtCreateJobs: (...a: Array<string | number>) => Promise<unknown> }).rtCreateJobs(
+      6, rt('stats'), rt('index'), rt('index:queued'), rt('seq'), rt('unchunked'), rt(`job:${id}`),
+      Date.now() - ageMs, '+notBefore', 'items', '{}', items, Math.ceil(items / CHUNK_SIZE), id, 0, notBefore)
+  } finally {
+    raw.disconnect()
+  }
+}
+
+test('Redis: a scheduled job\'s chunks are delayed until its time; a cancel removes them', async (t) => {
+  const redis = await useRedis(t)
+  if (redis === undefined) return
+  const q = await openBullmq(redis, { chunkSize: CHUNK_SIZE })
+  const notBefore = Date.now() + HOUR_MS
+  const { id } = await q.add({ type: 'items', payload: {}, items: 25, notBefore })
+  const delayed = await delayedChunks(redis, 'items')
+  assert.deepEqual(delayed.map((c) => c.id), [`${id}-c0`, `${id}-c1`, `${id}-c2`])
+  for (const c of delayed) assert.ok(Math.abs(c.dueAt - notBefore) < 1_000, `${c.id} due ${c.dueAt - notBefore} ms off its time`)
+  assert.equal((await q.cancel(id))?.state, 'cancelled')
+  assert.deepEqual(await delayedChunks(redis, 'items'), [], 'the delayed chunks left BullMQ')
+  assert.equal((await q.stats()).jobs.scheduled, undefined, 'no scheduled job counted')
+  assert.equal((await q.stats()).jobs.cancelled, 1)
+})
+
+test('Redis: the sweep queues a chunkless scheduled record\'s chunks with the rest of its delay, not at once', async (t) => {
+  const redis = await useRedis(t)
+  if (redis === undefined) return
+  const q = await openBullmq(redis, { chunkSize: CHUNK_SIZE })
+  const notBefore = Date.now() + HOUR_MS
+  await crashedScheduledIntake(redis, 'sched-crash', 15, notBefore, SWEEP_AFTER_MS + 1_000)
+  assert.equal((await q.get('sched-crash'))?.state, 'scheduled')
+  assert.equal(await q.sweep(), 1)
+  const delayed = await delayedChunks(redis, 'items')
+  assert.deepEqual(delayed.map((c) => c.id), ['sched-crash-c0', 'sched-crash-c1'])
+  for (const c of delayed) assert.ok(Math.abs(c.dueAt - notBefore) < 1_000, `${c.id} due ${c.dueAt - notBefore} ms off its time`)
+  assert.equal((await q.get('sched-crash'))?.state, 'scheduled', 'still scheduled after the sweep')
+})
+
+test('Redis: once its time has come, a scheduled record reads queued at once, and the sweep moves its index and counts', async (t) => {
+  const redis = await useRedis(t)
+  if (redis === undefined) return
+  const q = await openBullmq(redis, { chunkSize: CHUNK_SIZE })
+  const notBefore = Date.now() + 300
+  const { id } = await q.add({ type: 'items', payload: {}, items: 5, notBefore })
+  assert.deepEqual((await q.list({ state: 'scheduled' })).jobs.map((j) => j.id), [id])
+  assert.equal((await q.stats()).jobs.scheduled, 1)
+  // No worker here: the chunk stays delayed, then waiting; the record is what is checked.
+  await new Promise((resolve) => setTimeout(resolve, notBefore - Date.now() + 20))
+  assert.equal((await q.get(id))?.state, 'queued', 'the view is right before the sweep')
+  assert.deepEqual((await q.list({ state: 'scheduled' })).jobs, [], 'nor listed as scheduled')
+  await q.sweep()
+  const stats = await q.stats()
+  assert.equal(stats.jobs.scheduled, undefined)
+  assert.equal(stats.jobs.queued, 1)
+  assert.deepEqual((await q.list({ state: 'queued' })).jobs.map((j) => j.id), [id])
+})

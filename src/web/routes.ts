@@ -9,6 +9,7 @@ import type { Secret } from '../net/sign.ts'
 import { trigger } from '../net/trigger.ts'
 import type { JobView } from '../queue/types.ts'
 import { readBody } from '../server/body.ts'
+import { takeNotBefore } from '../server/schedule.ts'
 import { INTERNAL_CODE, sendError, sendJson } from '../server/respond.ts'
 import { EMAIL_MAX_BODY_BYTES, parseEmailJob } from '../smtp/email-job.ts'
 import { previewRecipients } from './recipients.ts'
@@ -45,6 +46,8 @@ interface CampaignBody {
   text?: unknown
   recipients?: unknown
   file?: unknown
+  /** When to send (ISO 8601 with an offset): passed on as the job's `notBefore`. */
+  notBefore?: unknown
 }
 
 const CAMPAIGN_PATH_RE = /^\/campaigns\/([A-Za-z0-9_-]{1,64})$/
@@ -115,7 +118,12 @@ export function createWebRoutes (options: WebRoutesOptions): (req: IncomingMessa
     if (list.valid === 0) {
       throw new ValidationError('recipients', list.total === 0 ? 'paste or import at least one address' : `no valid address among ${list.total} entries`)
     }
-    const job = { subject: campaign.subject, text: campaign.text, recipients: list.recipients }
+    // Checked here too (same rules as the receiver's): a refused time must reach the page, not the log.
+    const { notBefore } = campaign.notBefore === undefined || campaign.notBefore === '' ? {} : takeNotBefore({ notBefore: campaign.notBefore })
+    const job = {
+      subject: campaign.subject, text: campaign.text, recipients: list.recipients,
+      ...(notBefore === undefined ? {} : { notBefore: new Date(notBefore).toISOString() }),
+    }
     // The receiver checks again, but its 400 or 413 would reach nobody: a trigger does not read the answer.
     parseEmailJob(job)
     const json = JSON.stringify(job)
@@ -147,6 +155,7 @@ export function createWebRoutes (options: WebRoutesOptions): (req: IncomingMessa
       recipients: list.valid,
       invalid: list.invalid,
       duplicates: list.duplicates,
+      ...(job.notBefore === undefined ? {} : { notBefore: job.notBefore }),
       trigger: { bytes: fired.bytes, totalMs: fired.totalMs },
     })
   }

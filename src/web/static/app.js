@@ -15,7 +15,7 @@ const FINAL = new Set(['done', 'failed', 'cancelled'])
 
 const $ = (id) => document.getElementById(id)
 const form = $('campaign-form')
-const fields = { subject: form.elements.subject, text: form.elements.text, recipients: form.elements.recipients, file: form.elements.recipientsFile }
+const fields = { subject: form.elements.subject, text: form.elements.text, recipients: form.elements.recipients, file: form.elements.recipientsFile, notBefore: form.elements.sendAt }
 let file = null // { name, text } of the imported file
 let previewSeq = 0
 let previewTimer = 0
@@ -34,8 +34,19 @@ function showError (message, field) {
 
 // ---- counts before sending ------------------------------------------------------------------
 
+/** A `datetime-local` value (the browser's local time, no zone) as ISO 8601 with the browser's offset at that time. */
+function withOffset (local) {
+  const minutes = -new Date(local).getTimezoneOffset()
+  const pad = (n) => String(Math.floor(n)).padStart(2, '0')
+  return `${local}${minutes < 0 ? '-' : '+'}${pad(Math.abs(minutes) / 60)}:${pad(Math.abs(minutes) % 60)}`
+}
+
 function campaignBody () {
-  return { subject: fields.subject.value, text: fields.text.value, recipients: fields.recipients.value, ...(file === null ? {} : { file }) }
+  const sendAt = fields.notBefore.value
+  return {
+    subject: fields.subject.value, text: fields.text.value, recipients: fields.recipients.value, ...(file === null ? {} : { file }),
+    ...(sendAt === '' ? {} : { notBefore: withOffset(sendAt) }),
+  }
 }
 
 async function refreshPreview () {
@@ -116,7 +127,8 @@ function showCampaign (id, accepted) {
   const total = accepted?.recipients ?? 0
   const facts = el('dl', { class: 'facts' },
     el('dt', {}, 'Job'), el('dd', {}, el('code', { 'data-job-id': id }, id)),
-    el('dt', {}, 'State'), el('dd', {}, el('span', { class: 'state queued', 'data-state': '' }, 'queued')),
+    el('dt', {}, 'State'), el('dd', {}, el('span', { class: `state ${accepted?.notBefore === undefined ? 'queued' : 'scheduled'}`, 'data-state': '' },
+      accepted?.notBefore === undefined ? 'queued' : 'scheduled')),
     el('dt', {}, 'Sent'), el('dd', {}, el('span', { class: 'progress-text', 'data-progress': '' }, `0/${total}`)),
     el('dt', {}, 'Failed'), el('dd', {}, el('span', { 'data-failed': '' }, '0')),
     el('dt', {}, 'Elapsed'), el('dd', {}, el('span', { 'data-elapsed': '' }, '—')))
@@ -127,6 +139,9 @@ function showCampaign (id, accepted) {
     notes.push(el('p', { class: 'note' }, `Send was answered in ${Math.round(accepted.answeredMs)} ms: the app fired one ` +
       `${(accepted.trigger.bytes / 1024).toFixed(1)} KiB request at the worker over a raw socket and hung up without ` +
       'reading the answer. No e-mail was sent while you waited.'))
+    if (accepted.notBefore !== undefined) {
+      notes.push(el('p', { class: 'note', 'data-send-at': accepted.notBefore }, `Scheduled: sending starts at ${new Date(accepted.notBefore).toLocaleString()}.`))
+    }
     const skipped = []
     if (accepted.invalid > 0) skipped.push(`${plural(accepted.invalid, 'invalid entry', 'invalid entries')} skipped`)
     if (accepted.duplicates > 0) skipped.push(`${plural(accepted.duplicates, 'duplicate')} sent once`)

@@ -86,7 +86,8 @@ function renderList () {
     pick.addEventListener('click', () => select(j.id))
     return el('tr', { 'data-job-row': j.id, class: j.id === selected?.id ? 'selected' : undefined },
       el('td', {}, pick), el('td', { 'data-col': 'type' }, j.type), el('td', { 'data-col': 'state' }, stateBadge(j.state)),
-      num(j.sent, 'sent'), num(j.failed, 'failed'), num(j.pending, 'pending'), el('td', { 'data-col': 'created' }, time(j.createdAt, true)))
+      num(j.sent, 'sent'), num(j.failed, 'failed'), num(j.pending, 'pending'), el('td', { 'data-col': 'created' }, time(j.createdAt, true),
+        j.notBefore === undefined ? undefined : el('small', { class: 'send-at', 'data-not-before': j.notBefore }, ' → ', time(j.notBefore, true))))
   }))
   if (listed.length === 0) {
     rows.append(el('tr', {}, el('td', { colspan: 7, class: 'empty' }, cursors.length > 1 ? 'No older jobs.' : 'No jobs yet.')))
@@ -126,7 +127,8 @@ function renderDetail () {
     ...row('Recipients', `${job.sent.toLocaleString()} sent, ${job.failed.toLocaleString()} failed, ` +
       `${job.pending.toLocaleString()} pending` + (job.cancelled > 0 ? `, ${job.cancelled.toLocaleString()} cancelled` : '') +
       ` of ${job.total.toLocaleString()}`),
-    ...row('Created', time(job.createdAt)), ...row('Started', time(job.startedAt)), ...row('Finished', time(job.finishedAt)))
+    ...row('Created', time(job.createdAt)), ...(job.notBefore === undefined ? [] : row('Scheduled for', time(job.notBefore))),
+    ...row('Started', time(job.startedAt)), ...row('Finished', time(job.finishedAt)))
   const retry = box.querySelector('[data-action=retry]')
   const cancel = box.querySelector('[data-action=cancel]')
   retry.disabled = busy || !canRetry

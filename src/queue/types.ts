@@ -106,7 +106,7 @@ export interface ControlResult {
 
 /** `GET /stats`, the store's part. */
 export interface StoreStats {
-  /** Jobs per state; `scheduled` only when there are some (`GET /stats` shows it as 0 then). */
+  /** Jobs per state; `scheduled` only when there are some (and so in `GET /stats`: the contract's shape otherwise). */
   jobs: Record<Exclude<JobState, 'scheduled'>, number> & { scheduled?: number }
   items: { done: number, failed: number, pending: number }
 }

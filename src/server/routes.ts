@@ -92,7 +92,7 @@ function getJob (ctx: RouteContext, res: ServerResponse, id: string): void {
 function getStats (ctx: RouteContext, res: ServerResponse): void {
   ctx.queue.stats().then((s) => {
     const { accepted, duplicates, rejected } = ctx.counters
-    sendJson(res, 200, { accepted, duplicates, rejected, jobs: { scheduled: s.jobs.scheduled ?? 0, queued: s.jobs.queued, running: s.jobs.running, done: s.jobs.done, failed: s.jobs.failed }, emails: { sent: s.items.done, failed: s.items.failed, pending: s.items.pending } })
+    sendJson(res, 200, { accepted, duplicates, rejected, jobs: { ...(s.jobs.scheduled === undefined ? {} : { scheduled: s.jobs.scheduled }), queued: s.jobs.queued, running: s.jobs.running, done: s.jobs.done, failed: s.jobs.failed }, emails: { sent: s.items.done, failed: s.items.failed, pending: s.items.pending } })
   }, (err: unknown) => sendError(res, err))
 }
 

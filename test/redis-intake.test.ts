@@ -12,10 +12,10 @@ import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import { createLogger } from '../src/log.ts'
 import { BullmqQueue } from '../src/queue/bullmq-queue.ts'
-import type { JobHandler } from '../src/queue/handler.ts'
 import { CREATE_JOBS } from '../src/queue/redis-scripts.ts'
 import type { AddResult, NewJob } from '../src/queue/types.ts'
 import { rejectsWith, within } from './helpers/assert-error.ts'
+import { countingHandler } from './helpers/handlers.ts'
 import { keysUnder, openBullmq, useRedis, type RedisFixture } from './helpers/redis.ts'
 import { waitFor } from './helpers/wait.ts'
 
@@ -94,25 +94,6 @@ async function countIntakeCalls (redis: RedisFixture): Promise<{ calls: () => Pr
       await until('MONITOR showing the ECHO', async () => seenMarker || undefined, 5_000)
       socket.destroy()
       return calls
-    },
-  }
-}
-
-/** A handler that marks every due item done and counts, per job id, how often each index ran. */
-function countingHandler (): { handler: JobHandler<unknown>, ran: Map<string, number[]> } {
-  const ran = new Map<string, number[]>()
-  return {
-    ran,
-    handler: {
-      parse: (body) => ({ payload: body, items: 0 }),
-      async run (ctx) {
-        const counts = ran.get(ctx.id) ?? Array.from({ length: ctx.items }, () => 0)
-        ran.set(ctx.id, counts)
-        for await (const item of ctx.dueItems()) {
-          counts[item.index] = (counts[item.index] ?? 0) + 1
-          await ctx.markItem(item.index, { state: 'done' })
-        }
-      },
     },
   }
 }

@@ -9,9 +9,9 @@ import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import { createLogger } from '../src/log.ts'
 import { BullmqQueue } from '../src/queue/bullmq-queue.ts'
-import type { JobHandler } from '../src/queue/handler.ts'
 import { CREATE_JOBS } from '../src/queue/redis-scripts.ts'
 import { SWEEP_AFTER_MS } from '../src/queue/redis-sweep.ts'
+import { countingHandler } from './helpers/handlers.ts'
 import { useRedis, type RedisFixture } from './helpers/redis.ts'
 
 /** Items per BullMQ job here: a 25-item job is three chunks. */
@@ -69,24 +69,6 @@ async function chunkJobs (redis: RedisFixture, type: string): Promise<number> {
     return Object.values(counts).reduce((a, b) => a + b, 0)
   } finally {
     await queue.close()
-  }
-}
-
-function countingHandler (): { handler: JobHandler<unknown>, ran: Map<string, number[]> } {
-  const ran = new Map<string, number[]>()
-  return {
-    ran,
-    handler: {
-      parse: (body) => ({ payload: body, items: 0 }),
-      async run (ctx) {
-        const counts = ran.get(ctx.id) ?? Array.from({ length: ctx.items }, () => 0)
-        ran.set(ctx.id, counts)
-        for await (const item of ctx.dueItems()) {
-          counts[item.index] = (counts[item.index] ?? 0) + 1
-          await ctx.markItem(item.index, { state: 'done' })
-        }
-      },
-    },
   }
 }
 

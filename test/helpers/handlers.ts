@@ -145,4 +145,23 @@ const noop: JobHandler<Record<string, unknown>> = {
 
 /** The job types of this module, by name. */
 const handlers: Record<string, AnyJobHandler> = { record, stubborn, flaky, fail, noop }
+/** A handler that marks every due item done and counts, per job id, how often each index ran. */
+export function countingHandler (): { handler: JobHandler<unknown>, ran: Map<string, number[]> } {
+  const ran = new Map<string, number[]>()
+  return {
+    ran,
+    handler: {
+      parse: (body) => ({ payload: body, items: 0 }),
+      async run (ctx) {
+        const counts = ran.get(ctx.id) ?? Array.from({ length: ctx.items }, () => 0)
+        ran.set(ctx.id, counts)
+        for await (const item of ctx.dueItems()) {
+          counts[item.index] = (counts[item.index] ?? 0) + 1
+          await ctx.markItem(item.index, { state: 'done' })
+        }
+      },
+    },
+  }
+}
+
 export default handlers

@@ -5,12 +5,11 @@
 // UPDATE_SCREENSHOT=1 also writes docs/screenshot.png (the README's picture of the page).
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { copyFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import type { Page } from 'playwright-core'
-import { launch, skipWithoutChromium } from './helpers/browser.ts'
+import { launch, skipWithoutChromium, waitForText as waitForPageText, withFailureShot } from './helpers/browser.ts'
 import { getJob, postJob, tempDir, waitForState } from './helpers/receiver.ts'
 import { ROOT, startServe, type ServeProcess } from './helpers/serve-process.ts'
 import { startSmtpServer } from './helpers/smtp-server.ts'
@@ -25,44 +24,12 @@ const PAGE_SIZE = 10
 
 const skip = skipWithoutChromium
 
-async function startServer (t: TestContext, smtpUrl: string): Promise<ServeProcess> {
-  const serve = await startServe(t, tempDir(t, 'rawtrigger-web-jobs-'), ['--smtp', smtpUrl, '--log-level', 'warn'])
-  t.after(async () => {
-    if (serve.child.exitCode === null && serve.child.signalCode === null) {
-      serve.kill('SIGTERM')
-      await serve.exited
-    }
-  })
-  return serve
+function startServer (t: TestContext, smtpUrl: string): Promise<ServeProcess> {
+  return startServe(t, tempDir(t, 'rawtrigger-web-jobs-'), ['--smtp', smtpUrl, '--log-level', 'warn'])
 }
 
-/** Runs `body`; when it throws, saves a screenshot of the page to a temp dir and says where. */
-async function withFailureShot (t: TestContext, page: Page, body: () => Promise<void>): Promise<void> {
-  try {
-    await body()
-  } catch (err) {
-    const path = join(mkdtempSync(join(tmpdir(), 'rawtrigger-web-jobs-failure-')), 'page.png')
-    await page.screenshot({ path, fullPage: true }).catch(() => {})
-    process.stderr.write(`web-jobs test failed; screenshot: ${path}\n`)
-    throw err
-  }
-}
-
-/** The little of the DOM the in-page function uses (tsconfig has no DOM lib). */
-interface PageGlobals { document: { querySelector (s: string): { textContent: string | null } | null } }
-
-/** Waits until the element's trimmed text matches `expected`; the message shows the last text seen. */
-async function waitForText (page: Page, selector: string, expected: string | RegExp, timeoutMs = DONE_MS): Promise<string> {
-  const pattern = typeof expected === 'string' ? `^${expected.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$` : expected.source
-  await page.waitForFunction(([sel, source]) => {
-    const text = (globalThis as unknown as PageGlobals).document.querySelector(sel as string)?.textContent?.trim()
-    return text !== undefined && new RegExp(source as string).test(text)
-  }, [selector, pattern], { timeout: timeoutMs, polling: 50 }).catch(async (err: unknown) => {
-    const seen = await page.locator(selector).first().textContent().catch(() => null)
-    throw new Error(`${selector} never matched ${String(expected)} (last: ${JSON.stringify(seen)})`, { cause: err })
-  })
-  return (await page.locator(selector).first().textContent() ?? '').trim()
-}
+const waitForText = (page: Page, selector: string, expected: string | RegExp, timeoutMs = DONE_MS): Promise<string> =>
+  waitForPageText(page, selector, expected, timeoutMs)
 
 const row = (id: string): string => `[data-job-row="${id}"]`
 const cell = (id: string, col: string): string => `${row(id)} [data-col="${col}"]`
@@ -235,12 +202,6 @@ test('jobs view: newest first, a page of 10 at a time; Cancel stops a large runn
 test('jobs view with --secret: /jobs needs a signature the page cannot make; the view says so', { skip, timeout: 60_000 }, async (t) => {
   const secret = `whsec_${randomBytes(32).toString('base64')}`
   const serve = await startServe(t, tempDir(t, 'rawtrigger-web-jobs-'), ['--secret', secret, '--sink-port', '0', '--log-level', 'warn'])
-  t.after(async () => {
-    if (serve.child.exitCode === null && serve.child.signalCode === null) {
-      serve.kill('SIGTERM')
-      await serve.exited
-    }
-  })
   const browser = await launch(t)
   const page = await browser.newPage()
   const listings: number[] = []

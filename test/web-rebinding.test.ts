@@ -22,15 +22,8 @@ const SLOW_ITEM_MS = 60_000
 
 const skip = skipWithoutChromium
 
-async function startServer (t: TestContext, args: string[]): Promise<ServeProcess> {
-  const serve = await startServe(t, tempDir(t, 'rawtrigger-rebind-'), ['--sink-port', '0', '--log-level', 'warn', ...args])
-  t.after(async () => {
-    if (serve.child.exitCode === null && serve.child.signalCode === null) {
-      serve.kill('SIGTERM')
-      await serve.exited
-    }
-  })
-  return serve
+function startServer (t: TestContext, args: string[]): Promise<ServeProcess> {
+  return startServe(t, tempDir(t, 'rawtrigger-rebind-'), ['--sink-port', '0', '--log-level', 'warn', ...args])
 }
 
 /** One fetch() a page script makes: a path on the page's own origin, or a full URL. */

@@ -7,15 +7,8 @@ import { request, tempDir, waitFor, type JsonResponse } from './helpers/receiver
 import { startServe, type ServeProcess } from './helpers/serve-process.ts'
 import { startHeldWebApp } from './helpers/web-app.ts'
 
-async function startServer (t: TestContext, args: string[] = []): Promise<ServeProcess> {
-  const serve = await startServe(t, tempDir(t, 'rawtrigger-web-'), ['--sink-port', '0', '--log-level', 'warn', ...args])
-  t.after(async () => {
-    if (serve.child.exitCode === null && serve.child.signalCode === null) {
-      serve.kill('SIGTERM')
-      await serve.exited
-    }
-  })
-  return serve
+function startServer (t: TestContext, args: string[] = []): Promise<ServeProcess> {
+  return startServe(t, tempDir(t, 'rawtrigger-web-'), ['--sink-port', '0', '--log-level', 'warn', ...args])
 }
 
 function postJson (url: string, body: unknown, headers: Record<string, string> = {}): Promise<JsonResponse> {

@@ -16,12 +16,6 @@ test('page: "Send at" schedules the campaign at that local time; it reads schedu
   const smtp = await startSmtpServer()
   t.after(() => smtp.close())
   const serve = await startServe(t, tempDir(t, 'rawtrigger-web-sched-'), ['--smtp', smtp.url, '--log-level', 'warn'])
-  t.after(async () => {
-    if (serve.child.exitCode === null && serve.child.signalCode === null) {
-      serve.kill('SIGTERM')
-      await serve.exited
-    }
-  })
   // Tomorrow at this minute, as a clock in Kolkata shows it (no DST there), and the instant it means.
   const instant = Math.floor((Date.now() + DAY_MS) / 60_000) * 60_000
   const local = new Date(instant + KOLKATA_OFFSET_MS).toISOString().slice(0, 16)

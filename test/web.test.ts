@@ -1,12 +1,11 @@
 // The web page in a real browser: playwright-core driving Debian's chromium against `rawtrigger
 // serve` (a child process, the embedded SMTP sink on port 0). Never `npx playwright install`.
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import type { Page } from 'playwright-core'
-import { launch, skipWithoutChromium } from './helpers/browser.ts'
+import { launch, skipWithoutChromium, waitForText, withFailureShot } from './helpers/browser.ts'
 import { request, tempDir } from './helpers/receiver.ts'
 import { startServe, type ServeProcess } from './helpers/serve-process.ts'
 import { startHeldWebApp } from './helpers/web-app.ts'
@@ -19,45 +18,14 @@ const PHONE_WIDTH = 375
 
 const skip = skipWithoutChromium
 
-async function startServer (t: TestContext, args: string[] = []): Promise<ServeProcess> {
-  const serve = await startServe(t, tempDir(t, 'rawtrigger-web-'), ['--sink-port', '0', '--log-level', 'warn', ...args])
-  t.after(async () => {
-    if (serve.child.exitCode === null && serve.child.signalCode === null) {
-      serve.kill('SIGTERM')
-      await serve.exited
-    }
-  })
-  return serve
-}
-
-/** Runs `body`; when it throws, saves a screenshot of the page to a temp dir and says where. */
-async function withFailureShot (t: TestContext, page: Page, body: () => Promise<void>): Promise<void> {
-  try {
-    await body()
-  } catch (err) {
-    const dir = mkdtempSync(join(tmpdir(), 'rawtrigger-web-failure-'))
-    const path = join(dir, 'page.png')
-    await page.screenshot({ path, fullPage: true }).catch(() => {})
-    t.diagnostic(`screenshot of the failing page: ${path}`)
-    process.stderr.write(`web test failed; screenshot: ${path}\n`)
-    throw err
-  }
+function startServer (t: TestContext, args: string[] = []): Promise<ServeProcess> {
+  return startServe(t, tempDir(t, 'rawtrigger-web-'), ['--sink-port', '0', '--log-level', 'warn', ...args])
 }
 
 /** The little of the DOM the in-page functions use (tsconfig has no DOM lib; the casts vanish at run time). */
-interface PageGlobals { document: { querySelector (s: string): { textContent: string | null } | null, documentElement: { scrollWidth: number } } }
+interface PageGlobals { document: { documentElement: { scrollWidth: number } } }
 
 const textOf = (page: Page, selector: string): Promise<string> => page.locator(selector).first().innerText()
-
-/** Waits until the element's text is `expected`; the message shows the last text seen. */
-async function waitForText (page: Page, selector: string, expected: string, timeoutMs: number): Promise<void> {
-  await page.waitForFunction(([sel, want]) => (globalThis as unknown as PageGlobals).document.querySelector(sel as string)?.textContent?.trim() === want,
-    [selector, expected], { timeout: timeoutMs, polling: 50 })
-    .catch(async (err: unknown) => {
-      const seen = await page.locator(selector).first().textContent().catch(() => null)
-      throw new Error(`${selector} never read ${JSON.stringify(expected)} (last: ${JSON.stringify(seen)})`, { cause: err })
-    })
-}
 
 test('the page: fill the form, import a CSV, see the counts, send, watch it reach N/N', { skip, timeout: 90_000 }, async (t) => {
   const browser = await launch(t)

@@ -31,6 +31,16 @@ function startServer (t: TestContext, smtpUrl: string): Promise<ServeProcess> {
 const waitForText = (page: Page, selector: string, expected: string | RegExp, timeoutMs = DONE_MS): Promise<string> =>
   waitForPageText(page, selector, expected, timeoutMs)
 
+/** Fills the campaign form, sends it, and returns the job id the page shows. */
+async function sendCampaign (page: Page, subject: string, message: string, addresses: string): Promise<string> {
+  await page.getByLabel('Subject').fill(subject)
+  await page.getByLabel('Message').fill(message)
+  await page.getByLabel('Paste addresses, one per line').fill(addresses)
+  await page.locator('[type=submit]').click()
+  await page.locator('[data-job-id]').waitFor()
+  return await page.locator('[data-job-id]').getAttribute('data-job-id') as string
+}
+
 const row = (id: string): string => `[data-job-row="${id}"]`
 const cell = (id: string, col: string): string => `${row(id)} [data-col="${col}"]`
 const detail = (id: string): string => `[data-job-detail="${id}"]`
@@ -59,12 +69,7 @@ test('jobs view: a campaign\'s 5xx failures with the SMTP reply; Retry failed se
   await withFailureShot(t, page, async () => {
     await page.goto(serve.url + '/')
     await waitForText(page, cell(other.json.id as string, 'type'), 'record', 5_000)
-    await page.getByLabel('Subject').fill('Spring news')
-    await page.getByLabel('Message').fill('Hello {{name}}')
-    await page.getByLabel('Paste addresses, one per line').fill('a@example.org\nfull@example.org\nb@example.org\nspam@example.org')
-    await page.locator('[type=submit]').click()
-    await page.locator('[data-job-id]').waitFor()
-    const id = await page.locator('[data-job-id]').getAttribute('data-job-id') as string
+    const id = await sendCampaign(page, 'Spring news', 'Hello {{name}}', 'a@example.org\nfull@example.org\nb@example.org\nspam@example.org')
 
     // The campaign appears on top of the list (newest first) and ends done, 2 sent and 2 failed.
     await waitForText(page, cell(id, 'state'), 'done')
@@ -175,12 +180,8 @@ test('jobs view: newest first, a page of 10 at a time; Cancel stops a large runn
 
     // For the README: a campaign sent from the form, on top of the list, selected with its failure
     // and the server's reply shown, Retry failed offered.
-    await page.getByLabel('Subject').fill('Spring news for {{name}}')
-    await page.getByLabel('Message').fill('Hello {{name}},\n\nthe spring newsletter is out.')
-    await page.getByLabel('Paste addresses, one per line').fill('Ada Lovelace <ada@example.org>\nold@example.org\nGrace Hopper <grace@example.org>')
-    await page.locator('[type=submit]').click()
-    await page.locator('[data-job-id]').waitFor()
-    const withFailure = await page.locator('[data-job-id]').getAttribute('data-job-id') as string
+    const withFailure = await sendCampaign(page, 'Spring news for {{name}}', 'Hello {{name}},\n\nthe spring newsletter is out.',
+      'Ada Lovelace <ada@example.org>\nold@example.org\nGrace Hopper <grace@example.org>')
     await waitForText(page, cell(withFailure, 'state'), 'done')
     assert.equal(await page.locator('[data-job-row]').first().getAttribute('data-job-row'), withFailure)
     await page.locator(`${row(withFailure)} button`).click()

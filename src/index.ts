@@ -4,7 +4,7 @@
 export * from './client.ts'
 export { createReceiver, MAX_BODY_BYTES, HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, GRACE_MS } from './server/receiver.ts'
 export type { Receiver, ReceiverOptions } from './server/receiver.ts'
-export type { IntakeCounters } from './server/routes.ts'
+export type { IntakeCounters } from './server/route-context.ts'
 export type { AnyJobHandler, JobContext, JobHandler, ParsedJob } from './queue/handler.ts'
 export type { AddResult, ClaimedJob, CommitStats, WriterMode, DueItem, ItemOutcome, ItemState, JobErrorView, JobState, JobStore, JobView, NewJob, StoreStats } from './queue/types.ts'
 export { SqliteStore } from './queue/sqlite-store.ts'

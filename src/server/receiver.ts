@@ -14,7 +14,8 @@ import { trackRequests } from './in-flight.ts'
 import { createMetrics, type Metrics } from './metrics.ts'
 import { isLingering, rawErrorResponse, sendError } from './respond.ts'
 import { createRefusalLog } from './refusal-log.ts'
-import { reject, route, type IntakeCounters, type RouteContext } from './routes.ts'
+import { reject, type IntakeCounters, type RouteContext } from './route-context.ts'
+import { route } from './routes.ts'
 import { claimSocketPath, listenOnSocket, SOCKET_MODE } from './unix-socket.ts'
 
 /** Largest accepted body. */
@@ -289,7 +290,8 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
         clearInterval(retention)
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
         server.closeIdleConnections()
-        await Promise.all([queue.stop(options.graceMs ?? GRACE_MS), inFlight.settled(options.graceMs ?? GRACE_MS)])
+        const graceMs = options.graceMs ?? GRACE_MS
+        await Promise.all([queue.stop(graceMs), inFlight.settled(graceMs)])
         server.closeAllConnections()
         await closed
         await queue.close()

@@ -12,9 +12,6 @@ import { takeNotBefore } from './schedule.ts'
 import { sendError, sendJson } from './respond.ts'
 import { reject, type RouteContext } from './route-context.ts'
 
-export { reject } from './route-context.ts'
-export type { IntakeCounters, RouteContext } from './route-context.ts'
-
 const JOB_PATH_RE = /^\/jobs\/([A-Za-z0-9_-]{1,64})$/
 const JSON_TYPE_RE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
 

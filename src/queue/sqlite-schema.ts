@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   lease_until INTEGER,
   owner       INTEGER,
   items_ready INTEGER NOT NULL DEFAULT 0,
-  dedup_key   TEXT UNIQUE,
+  dedup_key   TEXT,
   error       TEXT,
   created_at  INTEGER NOT NULL,
   started_at  INTEGER,
@@ -48,6 +48,17 @@ CREATE TABLE IF NOT EXISTS suppressions (
   created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 `
+
+/**
+ * The idempotency keys, unique; only jobs that have one are in it (most have none). Files made
+ * before it declare `dedup_key TEXT UNIQUE` in the table, which indexes every job: they keep that
+ * ({@link hasTableDedupIndex}) and do not get this one.
+ */
+export const DEDUP_INDEX = 'CREATE UNIQUE INDEX IF NOT EXISTS jobs_dedup ON jobs (dedup_key) WHERE dedup_key IS NOT NULL'
+
+/** SQL: 1 when `jobs` has the old table-level unique index on dedup_key, else 0. */
+export const HAS_TABLE_DEDUP_INDEX = `SELECT count(*) FROM pragma_index_list('jobs') AS l, pragma_index_info(l.name) AS i
+  WHERE l.origin = 'u' AND i.name = 'dedup_key'`
 
 /**
  * A job's state as the API shows it, in SQL; its one parameter is now (epoch ms). `scheduled` is not

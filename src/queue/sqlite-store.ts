@@ -5,7 +5,7 @@ import { StoreError } from '../errors.ts'
 import { betterSqlite3, type Database } from './lazy-packages.ts'
 import { guardSuppressions } from './suppression-guard.ts'
 import { jobIdFor } from './types.ts'
-import { MAX_ERRORS_SHOWN, SCHEMA, VIEW_STATE_SQL, toView, type ItemErrorRow, type JobRow } from './sqlite-schema.ts'
+import { DEDUP_INDEX, HAS_TABLE_DEDUP_INDEX, MAX_ERRORS_SHOWN, SCHEMA, VIEW_STATE_SQL, toView, type ItemErrorRow, type JobRow } from './sqlite-schema.ts'
 import type {
   AddResult, ClaimedJob, CommitStats, WriterMode, ControlResult, DueItem, ItemOutcome, JobList, JobListQuery, JobState, JobStore, JobView,
   NewJob, StoreStats, SuppressionList,
@@ -79,6 +79,7 @@ export class SqliteStore implements JobStore {
       this.#db.pragma('journal_mode = WAL')
       this.#db.pragma('synchronous = NORMAL')
       this.#db.exec(SCHEMA)
+      if (this.#db.prepare(HAS_TABLE_DEDUP_INDEX).pluck().get() === 0) this.#db.exec(DEDUP_INDEX)
     } catch (err) {
       throw openError(file, err)
     }

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Socket } from 'node:net'
 import { ForbiddenError, UnauthorizedError } from '../errors.ts'
 import type { Secret } from '../net/sign.ts'
 import { checkSignature, isLocalPeer, isLoopback, peerOf } from './auth.ts'
@@ -58,6 +59,14 @@ export function ruleFor (path: string): AccessRule {
   return DEFAULT_RULE
 }
 
+/** What the access check reads of a request: an IncomingMessage, or the llhttp intake's own (intake-connection.ts). */
+export interface AccessRequest {
+  method?: string | undefined
+  url?: string | undefined
+  headers: IncomingHttpHeaders
+  socket: Socket
+}
+
 /** What the access check needs to know of the receiver. */
 export interface AccessConfig {
   secret: Secret | undefined
@@ -89,7 +98,7 @@ function isLoopbackHost (host: string): boolean {
  * `proxy_pass http://unix:…` with `proxy_set_header Host $host`) would forward a DNS-rebinding
  * page's `Host`. Clients of the socket send `Host: localhost` (`trigger`'s URL, PHP's fsockopen).
  */
-function checkLocal (req: IncomingMessage): void {
+function checkLocal (req: AccessRequest): void {
   const peer = peerOf(req.socket)
   if (!isLocalPeer(peer)) {
     throw new ForbiddenError(`${req.url ?? ''} answers loopback and Unix-socket peers only (peer ${peer ?? 'unknown'})`)
@@ -107,7 +116,7 @@ function checkLocal (req: IncomingMessage): void {
 }
 
 /** Throws {@link UnauthorizedError} unless the request carries `Authorization: Bearer <token>` (constant-time). */
-function checkBearer (req: IncomingMessage, token: string): void {
+function checkBearer (req: AccessRequest, token: string): void {
   const header = req.headers.authorization
   const given = Buffer.from(header?.startsWith('Bearer ') === true ? header.slice(7).trim() : '')
   const expected = Buffer.from(token)
@@ -122,7 +131,7 @@ function checkBearer (req: IncomingMessage, token: string): void {
  * after this, and a `signed` rule with a secret leaves the signature over the body to the route
  * ({@link Access.verifyBody}); body-less reads (GET, HEAD) are verified here over an empty body.
  */
-export function checkAccess (config: AccessConfig, req: IncomingMessage, path: string): Access {
+export function checkAccess (config: AccessConfig, req: AccessRequest, path: string): Access {
   const rule = ruleFor(path)
   const { secret } = config
   const safe = SAFE_METHODS.has(req.method ?? 'GET')
@@ -157,7 +166,7 @@ export function checkAccess (config: AccessConfig, req: IncomingMessage, path: s
  * Verifies the body's signature when {@link checkAccess} asked for it; returns the verified
  * message (its `id` is the idempotency key), or undefined when no signature was required.
  */
-export function verifyBody (config: AccessConfig, access: Access, req: IncomingMessage, body: Buffer): ReturnType<typeof checkSignature> | undefined {
+export function verifyBody (config: AccessConfig, access: Access, req: { headers: IncomingHttpHeaders }, body: Buffer): ReturnType<typeof checkSignature> | undefined {
   if (!access.verifyBody || config.secret === undefined) return undefined
   return checkSignature(config.secret, body, req.headers, config.now)
 }

@@ -2,6 +2,10 @@ import type { Server } from 'node:http'
 
 /** Requests of a server not yet answered, for a stop that must answer them before it cuts connections. */
 export interface InFlight {
+  /** A request arrived (the llhttp intake counts its own; node:http's are counted from `request`). */
+  enter (): void
+  /** Its answer is out, or its client gone. */
+  leave (): void
   /** Resolves once every request taken so far is answered (or its client gone), or after `timeoutMs`. */
   settled (timeoutMs: number): Promise<void>
 }
@@ -14,15 +18,15 @@ export interface InFlight {
 export function trackRequests (server: Server): InFlight {
   let open = 0
   let waiters: Array<() => void> = []
-  server.on('request', (_req, res) => {
-    open++
-    res.once('close', () => {
+  const inFlight: InFlight = {
+    enter () {
+      open++
+    },
+    leave () {
       if (--open > 0) return
       for (const wake of waiters) wake()
       waiters = []
-    })
-  })
-  return {
+    },
     settled (timeoutMs) {
       if (open === 0) return Promise.resolve()
       return new Promise<void>((resolve) => {
@@ -35,4 +39,9 @@ export function trackRequests (server: Server): InFlight {
       })
     },
   }
+  server.on('request', (_req, res) => {
+    inFlight.enter()
+    res.once('close', inFlight.leave)
+  })
+  return inFlight
 }

@@ -16,7 +16,9 @@ import { isLingering, rawErrorResponse, sendError } from './respond.ts'
 import { createRefusalLog } from './refusal-log.ts'
 import { reject, type IntakeCounters, type RouteContext } from './route-context.ts'
 import { route } from './routes.ts'
+import { startRetention } from './retention.ts'
 import { claimSocketPath, listenOnSocket, SOCKET_MODE } from './unix-socket.ts'
+import { installIntake } from './llhttp-intake.ts'
 
 /** Largest accepted body. */
 export const MAX_BODY_BYTES = 1024 * 1024
@@ -94,6 +96,13 @@ export interface ReceiverOptions {
   /** A pino logger to use instead of one made from `logLevel`. */
   logger?: Logger
   /**
+   * `llhttp`: `POST /jobs/:type` is parsed and answered on the connection itself, with Node's own
+   * llhttp parser and one prepared write; every other request goes to node:http. `node`: every
+   * request through node:http. `llhttp` falls back to `node` where this Node does not expose its
+   * parser. @default 'llhttp'
+   */
+  intake?: 'llhttp' | 'node'
+  /**
    * Routes tried before the job routes (the web page, /mailbox), after the access check: a path
    * missing from the access table needs a loopback peer and `Host`, or (with a secret) a signed GET.
    * Return true when handled.
@@ -116,37 +125,6 @@ export interface Receiver {
   log: Logger
   /** Stops accepting (503 on open connections), lets running jobs finish within `graceMs`, releases the rest, closes the store. */
   close (): Promise<void>
-}
-
-/**
- * Deletes finished jobs older than `retainMs`, one small batch per event-loop turn, so intake
- * (which shares the loop and the SQLite lock) never waits for more than one batch.
- */
-function startRetention (queue: JobQueue, retainMs: number, intervalMs: number, log: Logger): NodeJS.Timeout | undefined {
-  if (retainMs === 0) return undefined
-  let running = false
-  const timer = setInterval(() => {
-    if (running) return
-    running = true
-    const before = Date.now() - retainMs
-    let deleted = 0
-    const step = (): void => {
-      queue.purge(before).then((n) => {
-        deleted += n
-        if (n > 0) setImmediate(step)
-        else {
-          running = false
-          if (deleted > 0) log.info({ deleted }, 'retention: old jobs deleted')
-        }
-      }, (err: unknown) => {
-        running = false
-        log.warn({ err }, 'retention failed; next try in a minute')
-      })
-    }
-    step()
-  }, intervalMs)
-  timer.unref()
-  return timer
 }
 
 function positiveInt (name: string, value: number | undefined, min: number): void {
@@ -207,10 +185,15 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
     isStopping: () => stopping,
   }
 
+  const timeouts = {
+    headersTimeoutMs: options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? KEEP_ALIVE_TIMEOUT_MS,
+  }
   const server = http.createServer({
-    headersTimeout: options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS,
-    requestTimeout: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
-    keepAliveTimeout: options.keepAliveTimeoutMs ?? KEEP_ALIVE_TIMEOUT_MS,
+    headersTimeout: timeouts.headersTimeoutMs,
+    requestTimeout: timeouts.requestTimeoutMs,
+    keepAliveTimeout: timeouts.keepAliveTimeoutMs,
     connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
     // Checked below instead, so the 400 carries the JSON error body like every other refusal.
     requireHostHeader: false,
@@ -236,6 +219,7 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
   // the response is still written and the socket closed after it.
   ;(server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true
   const inFlight = trackRequests(server)
+  const intake = options.intake === 'node' ? undefined : installIntake(server, ctx, inFlight, { ...timeouts, checkIntervalMs: TIMEOUT_CHECK_INTERVAL_MS })
   server.on('connection', rememberPeer)
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // An early answer is out and the refused body still arrives: dropped until the linger ends.
@@ -290,9 +274,11 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
         clearInterval(retention)
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
         server.closeIdleConnections()
+        intake?.closeIdle()
         const graceMs = options.graceMs ?? GRACE_MS
         await Promise.all([queue.stop(graceMs), inFlight.settled(graceMs)])
         server.closeAllConnections()
+        intake?.closeAll()
         await closed
         await queue.close()
       })()

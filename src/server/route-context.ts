@@ -30,12 +30,17 @@ export interface RouteContext {
   noteRefusal: (code: string, message: string) => void
 }
 
-/** Answers a refused request with its error, counted in /stats and /metrics. */
-export function reject (ctx: RouteContext, res: ServerResponse, err: unknown, close = false): void {
+/** Counts a refused request in /stats and /metrics, and logs it. */
+export function countRefusal (ctx: RouteContext, err: unknown): void {
   const code = err instanceof TriggerError ? err.code : INTERNAL_CODE
   ctx.counters.rejected++
   ctx.metrics.rejected.inc({ reason: code })
   if (code === INTERNAL_CODE) ctx.log.error({ err }, 'request failed')
   else ctx.noteRefusal(code, (err as Error).message)
+}
+
+/** Answers a refused request with its error, counted in /stats and /metrics. */
+export function reject (ctx: RouteContext, res: ServerResponse, err: unknown, close = false): void {
+  countRefusal(ctx, err)
   sendError(res, err, close)
 }

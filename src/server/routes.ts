@@ -1,71 +1,31 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import {
-  BadJsonError, IncompleteBodyError, MethodNotAllowedError, NotFoundError, UnavailableError, UnsupportedMediaTypeError,
-} from '../errors.ts'
+import { IncompleteBodyError, MethodNotAllowedError, NotFoundError, UnavailableError } from '../errors.ts'
 import type { JobHandler } from '../queue/handler.ts'
-import { verifyBody, type Access } from './access.ts'
+import type { Access } from './access.ts'
 import { peerOf } from './auth.ts'
 import { bounceRoute } from './bounce-route.ts'
 import { controlRoute } from './control-routes.ts'
 import { readBody } from './body.ts'
-import { takeNotBefore } from './schedule.ts'
+import { afterAnswer, bodyLimit, intakeHandler, JOB_PATH_RE, storeJob } from './intake.ts'
 import { sendError, sendJson } from './respond.ts'
 import { reject, type RouteContext } from './route-context.ts'
 
-const JOB_PATH_RE = /^\/jobs\/([A-Za-z0-9_-]{1,64})$/
-const JSON_TYPE_RE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
-
-function header (req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name]
-  return typeof value === 'string' && value !== '' ? value : undefined
-}
-
-/** `POST /jobs/:type`: read, verify, validate, store durably, then 202. */
+/** `POST /jobs/:type` on node:http: read, verify, validate, store durably, then 202. */
 function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, access: Access, type: string): void {
   // Everything up to readBody() is synchronous: the body must be taken before any await.
   const peer = peerOf(req.socket)
   const started = performance.now()
+  let handler: JobHandler<unknown>
   try {
-    if (ctx.isStopping()) throw new UnavailableError('receiver is stopping; retry on another instance or later')
-    const handler = ctx.handlers.get(type)
-    if (handler === undefined) throw new NotFoundError(`unknown job type ${JSON.stringify(type)}; known: ${[...ctx.handlers.keys()].join(', ') || 'none'}`)
-    const contentType = req.headers['content-type']
-    if (contentType === undefined || !JSON_TYPE_RE.test(contentType)) {
-      throw new UnsupportedMediaTypeError(`Content-Type must be application/json (got ${contentType ?? 'none'})`)
-    }
+    handler = intakeHandler(ctx, type, req.headers)
   } catch (err) {
     reject(ctx, res, err, true)
     return
   }
-  const handler = ctx.handlers.get(type) as JobHandler<unknown>
-  readBody(req, handler.maxBodyBytes ?? ctx.maxBodyBytes).then(async (body) => {
-    const signed = verifyBody(ctx.access, access, req, body)
-    let json: unknown
-    try {
-      json = JSON.parse(body.toString('utf8'))
-    } catch (cause) {
-      throw new BadJsonError(`body is not valid JSON: ${(cause as Error).message}`)
-    }
-    const { body: jobBody, notBefore } = takeNotBefore(json)
-    const parsed = handler.parse(jobBody)
-    // Signed: the verified id. Unsigned (loopback only): the sender's webhook-id as an idempotency key.
-    const key = signed?.id ?? header(req, 'webhook-id')
-    const job = {
-      type, payload: parsed.payload, items: parsed.items,
-      ...(key === undefined ? {} : { dedupKey: key }), ...(notBefore === undefined ? {} : { notBefore }),
-    }
-    const { id, duplicate } = await ctx.queue.add(job)
-    if (duplicate) ctx.counters.duplicates++
-    else {
-      ctx.counters.accepted++
-      ctx.metrics.accepted.inc()
-    }
-    sendJson(res, 202, {
-      id, type, items: parsed.items, ...parsed.summary,
-      ...(notBefore === undefined ? {} : { notBefore: new Date(notBefore).toISOString() }), ...(duplicate ? { duplicate: true } : {}),
-    })
-    ctx.metrics.acceptSeconds.observe((performance.now() - started) / 1000)
-    if (!duplicate) ctx.queue.notify()
+  readBody(req, bodyLimit(ctx, handler)).then(async (body) => {
+    const stored = await storeJob(ctx, access, handler, type, req.headers, body)
+    sendJson(res, 202, stored.json)
+    afterAnswer(ctx, stored, started)
   }).catch((err: unknown) => {
     if (err instanceof IncompleteBodyError) {
       // The client went away mid-body: no job, and nobody left to answer.

@@ -5,21 +5,20 @@
 //     process, as they do inside `serve`;
 //   - the seed app's naive loop: a new non-pooled transport per mail, one after the other, over 50
 //     mails, extrapolated to 1,000 (labelled as such);
-// then the peak RSS (VmHWM, Linux /proc) of a fresh `serve` child running a 100,000-recipient job.
+// then the worker's CPU per e-mail (a second serve child sending to this process's sink with
+// --smtp, so its CPU is the worker's and not the sink's), then the peak RSS (VmHWM, Linux /proc)
+// of a fresh `serve` child running a 100,000-recipient job. Sizes and CPU are measured --runs
+// times; the tables and issue 14's targets use the medians.
 // `serve` runs as a child from the compiled dist/ (`npm run build` first), as `npm start` runs it:
 // `node dist/cli.js serve --port 0 --data-dir <tmp> --sink-port 0` (no --smtp, so it starts its
 // embedded sink on a free port); `--source` runs src/cli.ts through tsx instead.
 //
-//   node --conditions=rawtrigger-source --import tsx scripts/bench-email.ts
-//   node --conditions=rawtrigger-source --import tsx scripts/bench-email.ts --sizes 1000 --rss-recipients 0
-//   node --conditions=rawtrigger-source --import tsx scripts/bench-email.ts --json > bench-email.json
-//
+//   node --conditions=rawtrigger-source --import tsx scripts/bench-email.ts [--sizes 1000 --rss-recipients 0] [--json]
 // Progress goes to stderr, the table (or --json) to stdout.
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
-import nodemailer, { type SendMailOptions } from 'nodemailer'
 import { trigger } from 'rawtrigger'
 import { startSink, type Sink } from '../src/smtp/sink.ts'
 import { ROOT, startChild, type Child } from './kit/child.ts'
@@ -27,32 +26,35 @@ import { cli } from './kit/cli.ts'
 import { getJson } from './kit/http.ts'
 import { phase } from './kit/progress.ts'
 import { sleep } from './kit/scope.ts'
-import { procStatusMb } from './kit/system.ts'
-import { aligned } from './kit/table.ts'
+import { median } from './kit/stats.ts'
+import { processCpuUs, procStatusMb } from './kit/system.ts'
+import { FROM, HTML, measureNaive, measureRaw, people, POOL, SUBJECT, TEXT, type Person } from './bench-email/nodemailer-paths.ts'
+import { render, targets, type CpuResult, type RssResult, type SizeResult } from './bench-email/report.ts'
 
 const HELP = `Usage: node --conditions=rawtrigger-source --import tsx scripts/bench-email.ts [options]
 
   --sizes LIST          recipients per job, comma-separated           (default 1000,10000)
   --warmup N            mails sent once on each path before measuring (default 200)
   --naive N             mails of the naive loop, then extrapolated    (default 50)
+  --runs N              repeat the sizes and the CPU job; medians      (default 3)
+  --cpu-mails N         recipients of the worker-CPU job, 0 to skip   (default 5000)
   --rss-recipients N    recipients of the peak-RSS job, 0 to skip     (default 100000)
   --rss-timeout-s S     stop waiting for that job after S seconds     (default 300)
   --source              run serve from the TypeScript source through tsx, not dist/
   --json                one JSON object instead of the table
   --help                this text`
 
-const POOL = { maxConnections: 5, maxMessages: 100 } // createMailer's defaults
 const POLL_MS = 10 // /mailbox polling while a job runs
 const RSS_POLL_MS = 250
+const CPU_POLL_MS = 50 // the sink is counted in this process; the job is asked only once it is all in
 const JOB_TIMEOUT_MS = 600_000 // one measured job; a guard
-const TARGET_1000_S = 0.5
-const TARGET_RATIO = 0.8
-const TARGET_RSS_MB = 200
 
 const flags = cli('bench-email', HELP, {
   'sizes': { type: 'string', default: '1000,10000' },
   'warmup': { type: 'string', default: '200' },
   'naive': { type: 'string', default: '50' },
+  'runs': { type: 'string', default: '3' },
+  'cpu-mails': { type: 'string', default: '5000' },
   'rss-recipients': { type: 'string', default: '100000' },
   'rss-timeout-s': { type: 'string', default: '300' },
   'json': { type: 'boolean', default: false },
@@ -62,29 +64,11 @@ const { values } = flags
 const sizes = flags.ints('sizes', 1)
 const warmup = flags.int('warmup', 0)
 const naiveCount = flags.int('naive', 1)
+const runs = flags.int('runs', 1)
+const cpuMails = flags.int('cpu-mails', 0)
 const rssRecipients = flags.int('rss-recipients', 0)
 const rssTimeoutMs = flags.int('rss-timeout-s', 1) * 1000
 if (rssRecipients > 100_000) flags.usage('--rss-recipients is at most 100000 (the job limit)')
-
-// ---------------------------------------------------------------- the message
-const FROM = 'Shop <news@shop.example>'
-const SUBJECT = 'A recommendation for {{name}}'
-const TEXT = 'Hello {{name}},\n\nwe think you will like this. Sent to {{email}}.\n'
-const HTML = '<p>Hello {{name}},</p><p>we think you will like this. Sent to {{email}}.</p>'
-
-interface Person { email: string, name: string }
-function people (n: number, tag: string): Person[] {
-  return Array.from({ length: n }, (_, i) => ({ email: `${tag}${i}@list.example`, name: `Reader ${i}` }))
-}
-
-/** What rawtrigger sends to one recipient, built the same way, for the raw and naive runs. */
-function message (p: Person, jobId: string, index: number): SendMailOptions {
-  const fill = (s: string, html = false): string => s.replace(/\{\{(name|email)\}\}/g, (_, k: string) => {
-    const v = k === 'name' ? p.name : p.email
-    return html ? v.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`) : v
-  })
-  return { from: FROM, to: { name: p.name, address: p.email }, subject: fill(SUBJECT), text: fill(TEXT), html: fill(HTML, true), messageId: `<${jobId}.${index}@shop.example>` }
-}
 
 // ---------------------------------------------------------------- serve child
 /** How serve starts: the compiled CLI (built once per run), or the source through tsx. */
@@ -100,8 +84,8 @@ function serveEntry (): string[] {
 }
 
 type Serve = Child & { url: string }
-function startServe (dataDir: string): Promise<Serve> {
-  return startChild([...serveEntry(), 'serve', '--port', '0', '--data-dir', dataDir, '--sink-port', '0', '--log-level', 'warn'], { name: 'serve' })
+function startServe (dataDir: string, extra: readonly string[] = []): Promise<Serve> {
+  return startChild([...serveEntry(), 'serve', '--port', '0', '--data-dir', dataDir, '--sink-port', '0', '--log-level', 'warn', ...extra], { name: 'serve' })
 }
 
 interface Mailbox { received: number, messages: Array<{ receivedAt: string }> }
@@ -148,41 +132,7 @@ async function measureServe (serve: Serve, n: number, tag: string): Promise<{ se
   return { seconds, triggerMs, pollSeconds }
 }
 
-// ---------------------------------------------------------------- raw pool and naive loop
-async function measureRaw (sink: Sink, n: number, tag: string): Promise<number> {
-  const p = phase(`raw nodemailer pool, ${n.toLocaleString('en')} mails`)
-  const transport = nodemailer.createTransport({ url: sink.url, pool: true, ...POOL })
-  const recipients = people(n, tag)
-  let done = 0
-  const t0 = performance.now()
-  await Promise.all(recipients.map(async (r, i) => {
-    await transport.sendMail(message(r, `raw-${tag}`, i))
-    if (++done % 250 === 0) p.onProgress(done, n)
-  }))
-  const seconds = (performance.now() - t0) / 1000
-  transport.close()
-  p.done(`${Math.round(n / seconds)} mails/s`)
-  return seconds
-}
-
-async function measureNaive (sink: Sink, n: number): Promise<number> {
-  const p = phase(`naive loop (new connection per mail, sequential), ${n} mails`)
-  const recipients = people(n, 'naive')
-  const t0 = performance.now()
-  for (const [i, r] of recipients.entries()) {
-    const transport = nodemailer.createTransport({ url: sink.url })
-    await transport.sendMail(message(r, 'naive', i))
-    transport.close()
-    p.onProgress(i + 1, n)
-  }
-  const seconds = (performance.now() - t0) / 1000
-  p.done(`${(n / seconds).toFixed(1)} mails/s`)
-  return seconds
-}
-
 // ---------------------------------------------------------------- peak RSS
-interface RssResult { recipients: number, startRssMb: number, peakRssMb: number, sent: number, seconds: number, finished: boolean }
-
 async function measureRss (n: number): Promise<RssResult | undefined> {
   if (procStatusMb(process.pid, 'VmHWM') === undefined) {
     process.stderr.write('peak RSS skipped: no /proc/<pid>/status here\n')
@@ -216,13 +166,40 @@ async function measureRss (n: number): Promise<RssResult | undefined> {
   }
 }
 
-// ---------------------------------------------------------------- run
-interface SizeResult { mails: number, serveSeconds: number, serveRate: number, triggerMs: number, rawSeconds: number, rawRate: number, ratio: number }
+// ---------------------------------------------------------------- worker CPU
+/** serve sends to this process's sink (--smtp): its CPU over the job is the worker's, not the sink's. */
+async function measureCpu (n: number): Promise<number> {
+  const dir = mkdtempSync(join(os.tmpdir(), 'rawtrigger-bench-email-cpu-'))
+  const child = await startServe(dir, ['--smtp', sink.url])
+  try {
+    const p = phase(`worker CPU, ${n.toLocaleString('en')} mails from serve to this process's sink`)
+    const before = sink.received()
+    const id = `bench-cpu-${Date.now()}`
+    const cpu0 = processCpuUs(child.pid)
+    await fireJob(child, id, people(n, 'cpu'))
+    let job: JobView = { state: 'queued', sent: 0, failed: 0, total: n }
+    const deadline = Date.now() + JOB_TIMEOUT_MS
+    while (job.state !== 'done' && job.state !== 'failed' && Date.now() < deadline) {
+      await sleep(CPU_POLL_MS)
+      p.onProgress(sink.received() - before, n)
+      if (sink.received() - before >= n) job = await getJson<JobView>(`${child.url}/jobs/${id}`)
+    }
+    const msPerMail = (processCpuUs(child.pid) - cpu0) / 1000 / n
+    if (job.state !== 'done' || job.sent !== n) throw new Error(`job ${id} ended ${job.state} with ${job.sent} of ${n} sent`)
+    p.done(`${msPerMail.toFixed(3)} ms CPU per mail`)
+    return msPerMail
+  } finally {
+    await child.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
 
+// ---------------------------------------------------------------- run
 const sink = await startSink({ port: 0 })
 const dataDir = mkdtempSync(join(os.tmpdir(), 'rawtrigger-bench-email-'))
 const serve = await startServe(dataDir)
-const results: SizeResult[] = []
+const perSize = new Map<number, Array<{ serve: { seconds: number, triggerMs: number }, raw: number }>>()
+const cpuRuns: number[] = []
 let naiveSeconds = 0
 let rss: RssResult | undefined
 try {
@@ -232,15 +209,16 @@ try {
     await measureServe(serve, warmup, 'warm-serve')
     p.done('done')
   }
-  for (const n of sizes) {
-    const raw = await measureRaw(sink, n, `raw${n}-`)
-    const s = await measureServe(serve, n, `serve${n}-`)
-    results.push({
-      mails: n, serveSeconds: s.seconds, serveRate: n / s.seconds, triggerMs: s.triggerMs,
-      rawSeconds: raw, rawRate: n / raw, ratio: (n / s.seconds) / (n / raw),
-    })
+  for (let run = 0; run < runs; run++) {
+    for (const n of sizes) {
+      const raw = await measureRaw(sink, n, `raw${n}-${run}-`)
+      const s = await measureServe(serve, n, `serve${n}-${run}-`)
+      perSize.set(n, [...(perSize.get(n) ?? []), { serve: s, raw }])
+    }
   }
   naiveSeconds = await measureNaive(sink, naiveCount)
+  await serve.stop()
+  for (let run = 0; run < runs && cpuMails > 0; run++) cpuRuns.push(await measureCpu(cpuMails))
 } finally {
   await serve.stop()
   await sink.close()
@@ -248,47 +226,31 @@ try {
 }
 if (rssRecipients > 0) rss = await measureRss(rssRecipients)
 
-const naiveRate = naiveCount / naiveSeconds
-const one = results.find((r) => r.mails === 1000)
-const targets = [
-  ...(one === undefined ? [] : [{ target: `1,000 mails ≤ ${TARGET_1000_S} s`, value: `${one.serveSeconds.toFixed(2)} s`, met: one.serveSeconds <= TARGET_1000_S }]),
-  ...results.map((r) => ({ target: `≥ ${TARGET_RATIO}× raw pool rate, ${r.mails.toLocaleString('en')} mails`, value: `${r.ratio.toFixed(2)}×`, met: r.ratio >= TARGET_RATIO })),
-  ...(rss === undefined ? [] : [{
-    target: `peak RSS ≤ ${TARGET_RSS_MB} MB, ${rss.recipients.toLocaleString('en')}-recipient job`,
-    value: `${rss.peakRssMb.toFixed(0)} MB${rss.finished ? '' : ` (job unfinished: ${rss.sent.toLocaleString('en')} sent in ${rss.seconds.toFixed(0)} s)`}`,
-    met: rss.peakRssMb <= TARGET_RSS_MB && rss.finished,
-  }]),
-]
+const results: SizeResult[] = [...perSize].map(([mails, all]) => {
+  const serveSeconds = median(all.map((r) => r.serve.seconds))
+  const rawSeconds = median(all.map((r) => r.raw))
+  return {
+    mails, runs: all.length, serveSeconds, serveRate: mails / serveSeconds, triggerMs: median(all.map((r) => r.serve.triggerMs)),
+    rawSeconds, rawRate: mails / rawSeconds, ratio: median(all.map((r) => r.raw / r.serve.seconds)),
+  }
+})
+const cpu: CpuResult | undefined = cpuRuns.length === 0 ? undefined : { mails: cpuMails, runs: cpuRuns.length, msPerMail: median(cpuRuns) }
+const goals = targets(results, cpu, rss)
 const machine = { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', loadavg: os.loadavg().map((l) => Number(l.toFixed(2))) }
 
 if (values.json) {
   process.stdout.write(`${JSON.stringify({
-    machine, pool: POOL, sizes: results,
-    naive: { measured: naiveCount, seconds: naiveSeconds, rate: naiveRate, extrapolated1000Seconds: 1000 / naiveRate },
-    rss: rss ?? null, targets,
+    machine, pool: POOL, runs, sizes: results,
+    naive: { measured: naiveCount, seconds: naiveSeconds, rate: naiveCount / naiveSeconds, extrapolated1000Seconds: 1000 * naiveSeconds / naiveCount },
+    cpu: cpu ?? null, rss: rss ?? null, targets: goals,
   }, null, 2)}\n`)
 } else {
-  const rows: string[][] = [['', 'mails', 'time', 'mails/s', 'vs raw pool']]
-  for (const r of results) {
-    rows.push([`rawtrigger: trigger → last 250`, r.mails.toLocaleString('en'), `${r.serveSeconds.toFixed(2)} s`, Math.round(r.serveRate).toLocaleString('en'), `${r.ratio.toFixed(2)}×`])
-    rows.push([`raw nodemailer pool (ceiling)`, r.mails.toLocaleString('en'), `${r.rawSeconds.toFixed(2)} s`, Math.round(r.rawRate).toLocaleString('en'), '1.00×'])
-  }
-  const ref = results[0]
-  rows.push([`naive loop, measured`, String(naiveCount), `${naiveSeconds.toFixed(2)} s`, naiveRate.toFixed(1), ref === undefined ? '' : `${(naiveRate / ref.rawRate).toFixed(3)}×`])
-  rows.push([`naive loop, EXTRAPOLATED`, '1,000', `${(1000 / naiveRate).toFixed(1)} s`, naiveRate.toFixed(1), ''])
-  const out = [
-    `E-mail: trigger to last 250 — embedded sink (smtp-server), pool of ${POOL.maxConnections}, ${POOL.maxMessages} messages per connection`,
-    `Node ${machine.node}, ${machine.cpus} × ${machine.cpu}, load ${machine.loadavg.join(' ')}`,
-    'serve: a child process with its sink in-process; raw pool and naive loop: this process, sink in-process too',
-    '',
-    ...aligned(rows, (c) => c > 0, '   '),
-    '',
-    ...(results.map((r) => `trigger() blocked the caller ${r.triggerMs.toFixed(1)} ms for the ${r.mails.toLocaleString('en')}-recipient job`)),
-    ...(rss === undefined ? [] : [`peak RSS of serve, ${rss.recipients.toLocaleString('en')}-recipient job: ${rss.peakRssMb.toFixed(0)} MB (${rss.startRssMb.toFixed(0)} MB at start); ` +
-      `${rss.sent.toLocaleString('en')} sent in ${rss.seconds.toFixed(0)} s${rss.finished ? '' : ' — stopped waiting, job unfinished'}`]),
-    '',
-    'Targets',
-    ...targets.map((t) => `  ${t.met ? 'met    ' : 'NOT MET'}  ${t.target}: ${t.value}`),
-  ]
-  process.stdout.write(`${out.join('\n')}\n`)
+  process.stdout.write(render({
+    header: [
+      `E-mail: trigger to last 250 — embedded sink (smtp-server), pool of ${POOL.maxConnections}, ${POOL.maxMessages} messages per connection; medians of ${runs} runs`,
+      `Node ${machine.node}, ${machine.cpus} × ${machine.cpu}, load ${machine.loadavg.join(' ')}`,
+      'serve: a child process with its sink in-process; raw pool and naive loop: this process, sink in-process too',
+    ],
+    sizes: results, naive: { count: naiveCount, seconds: naiveSeconds }, cpu, rss, targets: goals,
+  }))
 }

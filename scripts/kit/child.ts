@@ -20,7 +20,7 @@ const STDERR_KEEP = 32 * 1024
  * Settings serve reads from the environment: the scripts decide them with flags, so a
  * TRIGGER_SECRET or SMTP_URL of the person's shell must not reach a child.
  */
-export const SERVE_ENV = ['PORT', 'HOST', 'DATA_DIR', 'SMTP_URL', 'TRIGGER_SECRET', 'QUEUE_URL', 'CONCURRENCY', 'SQLITE_WRITER',
+export const SERVE_ENV = ['PORT', 'HOST', 'DATA_DIR', 'SMTP_URL', 'TRIGGER_SECRET', 'QUEUE_URL', 'CONCURRENCY', 'SQLITE_WRITER', 'INTAKE',
   'RETRY_BASE_MS', 'MAX_ATTEMPTS', 'MAX_BODY_BYTES', 'MAIL_FROM', 'LOG_LEVEL', 'RATE_LIMIT', 'METRICS_TOKEN', 'RETAIN']
 
 /** The URL serve prints once it listens. */

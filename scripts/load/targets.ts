@@ -16,16 +16,20 @@ const SETTLE_POLL_MS = 50
 const SETTLE_QUIET_MS = 1_000 // a count that has not moved for this long is final
 
 /** Target names, in the order they are measured. */
-export const TARGETS = ['bare', 'sqlite', 'redis', 'fastify', 'express'] as const
+export const TARGETS = ['bare', 'sqlite', 'sqlite-node', 'redis', 'fastify', 'express'] as const
 export type TargetName = typeof TARGETS[number]
 
 export const LABELS: Record<TargetName, string> = {
   bare: 'bare node:http (baseline)',
   sqlite: 'rawtrigger serve, SQLite',
+  'sqlite-node': 'rawtrigger serve, SQLite, --intake node',
   redis: 'rawtrigger serve, Redis (BullMQ)',
   fastify: 'fastify + BullMQ queue.add',
   express: 'express + BullMQ queue.add',
 }
+
+/** The fastify and express peers. */
+const PEERS: ReadonlySet<TargetName> = new Set(['fastify', 'express'])
 
 /** Needs Redis. */
 export const ON_REDIS: ReadonlySet<TargetName> = new Set(['redis', 'fastify', 'express'])
@@ -97,7 +101,7 @@ export function commitsOf (text: string): Commits | undefined {
 }
 
 function countsOf (name: TargetName, s: Record<string, unknown>): Counts {
-  if (name === 'bare' || name === 'fastify' || name === 'express') {
+  if (name === 'bare' || PEERS.has(name)) {
     return { stored: Number(s.stored), ...(s.accepted === undefined ? {} : { accepted: Number(s.accepted) }) }
   }
   // rawtrigger serve: the store's own job counts (durable), and the intake counters beside them.
@@ -115,8 +119,9 @@ function command (name: TargetName, options: TargetOptions, dataDir: string | un
     case 'express':
       return ['--import', 'tsx', fileURLToPath(new URL('./peer-bullmq.ts', import.meta.url)), name, options.redisUrl, prefix]
     case 'sqlite':
+    case 'sqlite-node':
     case 'redis': {
-      const store = name === 'redis' ? ['--queue', options.redisUrl, '--queue-prefix', prefix] : []
+      const store = name === 'redis' ? ['--queue', options.redisUrl, '--queue-prefix', prefix] : name === 'sqlite-node' ? ['--intake', 'node'] : []
       return [...prof, ...serveArgv(['--port', '0', '--data-dir', dataDir as string, '--concurrency', '0', '--sink-port', '0', '--log-level', 'warn', ...store])]
     }
   }
@@ -125,7 +130,7 @@ function command (name: TargetName, options: TargetOptions, dataDir: string | un
 /** Starts one target and waits until its /stats answers. */
 export async function startTarget (name: TargetName, options: TargetOptions): Promise<Target> {
   const scope = new Scope('rtload')
-  const rawtrigger = name === 'sqlite' || name === 'redis'
+  const rawtrigger = name !== 'bare' && !PEERS.has(name)
   const dataDir = rawtrigger ? scope.tempDir() : undefined
   if (ON_REDIS.has(name)) prefixes.add(options.prefix)
   const child = await startChild(command(name, options, dataDir), { name, scope, stdin: 'pipe', listening: /listening on (http:\/\/[\d.]+:\d+)/ })

@@ -25,6 +25,9 @@ export const SERVE_HELP = `rawtrigger serve [options]   receive triggers, store 
   --data-dir <dir>      where the SQLite job store lives (default ./data)     env DATA_DIR
   --sqlite-writer <m>   inline (default): new jobs are committed on the main
                         thread; thread: on a writer thread of their own  env SQLITE_WRITER
+  --intake <m>          llhttp (default): POST /jobs/<type> is parsed and
+                        answered on the connection; node: every request
+                        through node:http                             env INTAKE
   --secret <S>          require Standard Webhooks signatures on /jobs/* and
                         /suppressions (see "Security defaults")            env TRIGGER_SECRET
   --metrics-token <T>   GET /metrics needs Authorization: Bearer <T>, from any
@@ -150,6 +153,7 @@ export async function serve (argv: string[]): Promise<void> {
       'socket-mode': { type: 'string' },
       'data-dir': { type: 'string' },
       'sqlite-writer': { type: 'string' },
+      intake: { type: 'string' },
       secret: { type: 'string' },
       'metrics-token': { type: 'string' },
       concurrency: { type: 'string' },
@@ -227,6 +231,9 @@ export async function serve (argv: string[]): Promise<void> {
   if (writer !== undefined && writer !== 'thread' && writer !== 'inline') {
     throw new InvalidOptionError(`--sqlite-writer must be thread or inline (got ${writer})`)
   }
+  const intake = values.intake ?? env('INTAKE')
+  if (intake !== undefined && intake !== 'llhttp' && intake !== 'node') throw new InvalidOptionError(`--intake must be llhttp or node (got ${intake})`)
+  if (intake !== undefined) options.intake = intake
   checkReceiverOptions(options) // before Redis or the sink: a bad configuration fails alone
 
   const queueUrl = values.queue ?? env('QUEUE_URL')

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import { callScript, REINDEX } from './redis-scripts.ts'
-import { LIST_LIMIT, LIST_LIMIT_MAX, PURGE_BATCH } from './sqlite-control.ts'
+import { LIST_LIMIT, LIST_LIMIT_MAX, PURGE_BATCH } from './control-limits.ts'
 import type { ControlResult, JobList, JobListQuery, JobState, JobSummary, StoreStats, Suppression, SuppressionList } from './types.ts'
 
 /**

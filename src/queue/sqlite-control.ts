@@ -1,12 +1,8 @@
 import type Database from 'better-sqlite3'
+import { LIST_LIMIT, LIST_LIMIT_MAX, PURGE_BATCH } from './control-limits.ts'
 import { toSummary, VIEW_STATE_SQL, type JobRow } from './sqlite-schema.ts'
 import type { ControlResult, JobList, JobListQuery, JobState, Suppression, SuppressionList } from './types.ts'
 
-/** Jobs per page of `GET /jobs` by default, and at most. */
-export const LIST_LIMIT = 50
-export const LIST_LIMIT_MAX = 500
-/** Finished jobs deleted per retention step: small, so intake never waits long for the lock. */
-export const PURGE_BATCH = 50
 /** Pages given back to the file system per retention step. */
 const VACUUM_PAGES = 500
 

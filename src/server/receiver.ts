@@ -105,7 +105,7 @@ export interface ReceiverOptions {
   /**
    * Routes tried before the job routes (the web page, /mailbox), after the access check: a path
    * missing from the access table needs a loopback peer and `Host`, or (with a secret) a signed GET.
-   * Return true when handled.
+   * Return true when handled. With `intake: 'llhttp'` they never see a `POST /jobs/<type>`.
    */
   routes?: (req: IncomingMessage, res: ServerResponse) => boolean
 }

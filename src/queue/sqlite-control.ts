@@ -22,8 +22,6 @@ export class SqliteControl implements SuppressionList {
         due_at = ?, finished_at = NULL, error = NULL WHERE seq = ?`),
       cancelItems: db.prepare(`UPDATE items SET state = 'cancelled' WHERE job_seq = ? AND state = 'pending'`),
       cancelJob: db.prepare(`UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_until = NULL WHERE seq = ?`),
-      itemPending: db.prepare(`SELECT 1 FROM items i JOIN jobs j ON j.seq = i.job_seq
-        WHERE j.id = ? AND i.idx = ? AND i.state = 'pending' AND j.state IN ('queued', 'running')`).pluck(),
       oldJobs: db.prepare(`SELECT seq FROM jobs WHERE finished_at < ? AND state IN ('done', 'failed', 'cancelled')
         ORDER BY finished_at LIMIT ?`).pluck(),
       deleteItems: db.prepare('DELETE FROM items WHERE job_seq = ?'),
@@ -76,11 +74,6 @@ export class SqliteControl implements SuppressionList {
       this.#s.cancelJob.run(Date.now(), job.seq)
       return { items: job.open, state: 'cancelled', changed: true }
     }).immediate()
-  }
-
-  /** True while the item may still be sent: pending, and its job neither cancelled nor ended. */
-  itemPending (id: string, index: number): boolean {
-    return this.#s.itemPending.get(id, index) !== undefined
   }
 
   /** Deletes up to {@link PURGE_BATCH} jobs that finished before `before`, with their items. */

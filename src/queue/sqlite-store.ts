@@ -11,6 +11,7 @@ import type {
   NewJob, StoreStats, SuppressionList,
 } from './types.ts'
 import { SqliteControl } from './sqlite-control.ts'
+import { SqliteItems } from './sqlite-items.ts'
 import { SqliteWriter } from './sqlite-writer.ts'
 
 /** How long a write waits for a lock held by another process before it fails (blocks the event loop). */
@@ -67,6 +68,7 @@ export class SqliteStore implements JobStore {
   readonly #writer: SqliteWriter
   readonly #claimTx
   readonly #control: SqliteControl
+  readonly #items: SqliteItems
   readonly #suppressions: SuppressionList
 
   constructor (dataDir: string, options: SqliteStoreOptions = {}) {
@@ -106,18 +108,6 @@ export class SqliteStore implements JobStore {
         WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i + 1 < ?) SELECT ?, i FROM c`),
       itemsReady: db.prepare('UPDATE jobs SET items_ready = 1 WHERE seq = ?'),
       renew: db.prepare(`UPDATE jobs SET lease_until = ? WHERE id = ? AND attempts = ? AND state = 'running'`),
-      seq: db.prepare('SELECT seq FROM jobs WHERE id = ?').pluck(),
-      due: db.prepare(`SELECT idx AS "index", attempts FROM items WHERE job_seq = ? AND idx >= ?
-        AND state = 'pending' AND due_at <= ? ORDER BY idx LIMIT ?`),
-      // 'cancelled' too: a message in flight when its job was cancelled still counts once it ends.
-      itemDone: db.prepare(`UPDATE items SET state = 'done', attempts = attempts + 1, error = NULL
-        WHERE job_seq = ? AND idx = ? AND state IN ('pending', 'cancelled')`),
-      itemFailed: db.prepare(`UPDATE items SET state = 'failed', attempts = attempts + 1, error = ?
-        WHERE job_seq = ? AND idx = ? AND state IN ('pending', 'cancelled')`),
-      itemRetry: db.prepare(`UPDATE items SET attempts = attempts + 1, error = ?, due_at = ?
-        WHERE job_seq = ? AND idx = ? AND state = 'pending'`),
-      countDone: db.prepare('UPDATE jobs SET done = done + ? WHERE seq = ?'),
-      countFailed: db.prepare('UPDATE jobs SET failed = failed + ? WHERE seq = ?'),
       nextRetry: db.prepare(`SELECT min(due_at) FROM items WHERE job_seq = ? AND state = 'pending'`).pluck(),
       end: db.prepare(`UPDATE jobs SET state = ?, due_at = ?, lease_until = NULL, finished_at = ?, error = ?
         WHERE id = ? AND attempts = ? AND state = 'running'`),
@@ -125,6 +115,7 @@ export class SqliteStore implements JobStore {
         WHERE id = ? AND attempts = ? AND state = 'running'`),
     }
     this.#control = new SqliteControl(db)
+    this.#items = new SqliteItems(db)
     this.#suppressions = guardSuppressions(this.#control, storeError)
     this.#expireDeadOwners()
     this.#writer = new SqliteWriter(db, BUSY_TIMEOUT_MS, options.writer ?? 'inline')
@@ -211,14 +202,8 @@ export class SqliteStore implements JobStore {
     return this.#run('renew', () => this.#stmt.renew.run(Date.now() + leaseMs, id, attempts).changes === 1)
   }
 
-  #seq (id: string): number {
-    const seq = this.#stmt.seq.get(id) as number | undefined
-    if (seq === undefined) throw new Error(`no job ${id}`)
-    return seq
-  }
-
   dueItems (id: string, after: number, limit: number): Promise<DueItem[]> {
-    return this.#run('read', () => this.#stmt.due.all(this.#seq(id), after, Date.now(), limit) as DueItem[])
+    return this.#run('read', () => this.#items.due(id, after, limit))
   }
 
   /** One item's outcome: {@link markItems} with one. */
@@ -227,27 +212,13 @@ export class SqliteStore implements JobStore {
   }
 
   markItems (id: string, marks: ReadonlyArray<{ index: number, outcome: ItemOutcome }>): Promise<void> {
-    return this.#run('write', () => {
-      const seq = this.#seq(id)
-      // Items and job counters change in one transaction; `state = 'pending'` makes a repeat a no-op.
-      this.#db.transaction(() => {
-        let done = 0
-        let failed = 0
-        for (const { index, outcome } of marks) {
-          if (outcome.state === 'done') done += this.#stmt.itemDone.run(seq, index).changes
-          else if (outcome.state === 'failed') failed += this.#stmt.itemFailed.run(outcome.error, seq, index).changes
-          else this.#stmt.itemRetry.run(outcome.error, outcome.retryAt, seq, index)
-        }
-        if (done > 0) this.#stmt.countDone.run(done, seq)
-        if (failed > 0) this.#stmt.countFailed.run(failed, seq)
-      })()
-    })
+    return this.#run('write', () => this.#items.mark(id, marks))
   }
 
   finishRun (id: string, attempts: number): Promise<JobState> {
     return this.#run('write', () => {
       const now = Date.now()
-      const nextRetry = this.#stmt.nextRetry.get(this.#seq(id)) as number | null
+      const nextRetry = this.#stmt.nextRetry.get(this.#items.seq(id)) as number | null
       if (nextRetry === null) {
         this.#stmt.end.run('done', now, now, null, id, attempts)
         return 'done'
@@ -285,7 +256,7 @@ export class SqliteStore implements JobStore {
   }
 
   itemPending (id: string, index: number): Promise<boolean> {
-    return this.#run('read', () => this.#control.itemPending(id, index))
+    return this.#run('read', () => this.#items.pending(id, index))
   }
 
   get suppressions (): SuppressionList {

@@ -2,11 +2,11 @@
 // connection, every other request handed to node:http, answers in request order either way.
 import assert from 'node:assert/strict'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import test, { type TestContext } from 'node:test'
 import { headersOf, loadLlhttp } from '../src/server/llhttp.ts'
-import { getStats, rawExchange, startReceiver, tempDir, type TestReceiver } from './helpers/receiver.ts'
+import { getStats, rawExchange, sleep, startReceiver, tempDir, type TestReceiver } from './helpers/receiver.ts'
 
 /** The status lines and JSON bodies of the HTTP/1.1 responses in `text`, in order. */
 function responses (text: string): Array<{ status: number, body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -101,4 +101,22 @@ test('headersOf() builds the headers object node:http builds from the same reque
     'Authorization: Bearer 2\r\nX-Custom: 1\r\nX-CUSTOM: 2\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
   assert.ok(seen !== undefined)
   assert.deepEqual({ ...headersOf(raw) }, { ...seen })
+})
+
+test('40 pipelined jobs in one write, the last body in a later one: reading pauses past 32 waiting answers and resumes, all 202', async (t) => {
+  const r = await startReceiver(t, { concurrency: 0, headersTimeoutMs: 2_000, requestTimeoutMs: 3_000 })
+  const job = JSON.stringify({ n: 1, file: join(tempDir(t), 'log') })
+  const all = Array.from({ length: 40 }, (_, i) => post(r, job, '', i === 39 ? 'close' : 'keep-alive')).join('')
+  const cut = all.length - 5 // inside the last body: its head (and its place in the answers) is read first
+  const socket = net.connect(r.port, '127.0.0.1')
+  t.after(() => socket.destroy())
+  const chunks: Buffer[] = []
+  socket.on('data', (c: Buffer) => chunks.push(c))
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+  socket.write(all.slice(0, cut))
+  await sleep(300)
+  socket.write(all.slice(cut))
+  await closed
+  const statuses = responses(Buffer.concat(chunks).toString('latin1')).map((a) => a.status)
+  assert.deepEqual(statuses, Array.from({ length: 40 }, () => 202), `got ${statuses.join(' ')}`)
 })

@@ -1,6 +1,7 @@
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import type Database from 'better-sqlite3'
 import { StoreError } from '../errors.ts'
+import { startWorker } from '../worker-thread.ts'
 import { timeOrderedId } from './job-ids.ts'
 import { createInserter, failure, SEP, type FromWriter, type InsertResults, type ToWriter, type WriterData } from './sqlite-insert.ts'
 import { jobIdFor, type AddResult, type CommitStats, type NewJob, type WriterMode } from './types.ts'
@@ -18,18 +19,6 @@ interface Batch { ids: string[], waiters: Waiter[] }
  */
 export const MIN_COMMIT_GAP_MS = 1
 export const MAX_COMMIT_GAP_MS = 2
-
-const THREAD_EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
-const THREAD_URL = new URL(`./sqlite-writer-thread${THREAD_EXT}`, import.meta.url)
-
-function startThread (data: WriterData): Worker {
-  // From the TypeScript source (tests, tsx) the thread needs tsx's loader: a worker does not inherit
-  // the hooks `--import tsx` registered in the main thread.
-  if (THREAD_EXT === '.ts') {
-    return new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(THREAD_URL.href)}) })`, { eval: true, workerData: data })
-  }
-  return new Worker(THREAD_URL, { workerData: data })
-}
 
 /**
  * Inserts new jobs with group commit: jobs added in one event-loop turn form a batch, one batch is
@@ -121,7 +110,7 @@ export class SqliteWriter {
   }
 
   #startThread (): Worker {
-    const thread = startThread(this.#data)
+    const thread = startWorker(import.meta.url, 'sqlite-writer-thread', this.#data)
     thread.unref() // an idle writer keeps no process alive
     thread.on('message', (m: FromWriter) => this.#onMessage(m))
     thread.on('error', (err) => this.#onThreadGone(thread, err))

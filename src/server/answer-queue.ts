@@ -20,15 +20,15 @@ export class AnswerQueue {
   readonly #inFlight: InFlight
   /** A closing answer was written. */
   readonly #onClose: (linger: boolean) => void
-  /** Every answer is written. */
-  readonly #onEmpty: () => void
+  /** Answers were written (`size` tells how many still wait). */
+  readonly #onWritten: () => void
   #slots: Slot[] = []
 
-  constructor (socket: Socket, inFlight: InFlight, onClose: (linger: boolean) => void, onEmpty: () => void) {
+  constructor (socket: Socket, inFlight: InFlight, onClose: (linger: boolean) => void, onWritten: () => void) {
     this.#socket = socket
     this.#inFlight = inFlight
     this.#onClose = onClose
-    this.#onEmpty = onEmpty
+    this.#onWritten = onWritten
   }
 
   get size (): number {
@@ -62,7 +62,7 @@ export class AnswerQueue {
         return
       }
     }
-    if (this.#slots.length === 0) this.#onEmpty()
+    this.#onWritten()
   }
 
   /** Answers still waiting will never be written: they no longer count as in flight. */

@@ -41,7 +41,10 @@ interface Message {
   refused: boolean
 }
 
-/** Pipelined requests answered in order past this many waiting answers pause the reading. */
+/**
+ * Past this many answers waiting (pipelined requests), reading pauses; it resumes once fewer than
+ * half wait. Not at none: the request being read may hold a place whose body is still to come.
+ */
 const MAX_WAITING_ANSWERS = 32
 
 type State = 'open' | 'handoff' | 'closing' | 'gone'
@@ -178,13 +181,14 @@ export class IntakeConnection {
     this.#answers.fill(slot, jsonAnswer(status, JSON.stringify(body), closing, Math.round(keepAliveTimeoutMs / 1000)), closing)
   }
 
-  /** Every answer is out. */
+  /** Answers were written. */
   #onAnswered (): void {
-    this.#idleSince = Date.now()
-    if (this.#paused && this.#state === 'open') {
+    if (this.#paused && this.#state === 'open' && this.#answers.size < MAX_WAITING_ANSWERS / 2) {
       this.#paused = false
       this.#socket.resume()
     }
+    if (this.#answers.size > 0) return
+    this.#idleSince = Date.now()
     if (this.#state === 'handoff' && this.#handoffHead !== undefined) this.#handOff()
     else if (this.#ended && this.#state === 'open') this.#close(false)
   }

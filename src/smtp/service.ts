@@ -3,15 +3,14 @@ import { writeJson } from '../json-response.ts'
 import type { Logger } from '../log.ts'
 import { emailHandler, type EmailJobOptions } from './email-job.ts'
 import { createMailer, type Mailer, type MailerOptions } from './mailer.ts'
-import { SINK_KEEP, type Sink } from './sink.ts'
-import { startSinkOnThread } from './sink-on-thread.ts'
+import { SINK_KEEP, startSink, type Sink } from './sink.ts'
 
 /** Messages `GET /mailbox` lists unless `?limit=` asks for more (up to 1000). */
 const MAILBOX_PAGE = 100
 
 /** Options of {@link startEmailService}. */
 export interface EmailServiceOptions extends Omit<MailerOptions, 'url'>, Omit<EmailJobOptions, 'mailer'> {
-  /** Where mail goes. Without it an embedded sink is started on 127.0.0.1:2525 (or the next free port), on a worker thread of its own. */
+  /** Where mail goes. Without it an embedded sink is started on 127.0.0.1:2525 (or the next free port). */
   smtpUrl?: string
   /** Port of the embedded sink. @default 2525 */
   sinkPort?: number
@@ -31,7 +30,7 @@ export interface EmailService {
 
 /** Starts what the `email` job type needs. */
 export async function startEmailService (options: EmailServiceOptions): Promise<EmailService> {
-  const sink = options.smtpUrl === undefined ? await startSinkOnThread({ ...(options.sinkPort === undefined ? {} : { port: options.sinkPort }) }) : undefined
+  const sink = options.smtpUrl === undefined ? await startSink({ ...(options.sinkPort === undefined ? {} : { port: options.sinkPort }) }) : undefined
   const smtpUrl = options.smtpUrl ?? (sink as Sink).url
   const { log, smtpUrl: _url, sinkPort: _port, from, retryBaseMs, maxAttempts, unsubscribeUrl, ...mailerOptions } = options
   const mailer = createMailer({ ...mailerOptions, url: smtpUrl })

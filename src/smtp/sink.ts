@@ -35,8 +35,6 @@ export interface SinkOptions {
   host?: string
   /** Messages kept in memory. @default 1000 */
   keep?: number
-  /** Called with each message as it is caught (the sink thread passes them on). */
-  onCaught?: (message: CaughtMessage) => void
 }
 
 /** A running sink. */
@@ -97,7 +95,7 @@ export async function startSink (options: SinkOptions = {}): Promise<Sink> {
       stream.on('end', () => {
         received++
         const mailFrom = session.envelope.mailFrom
-        const caught: CaughtMessage = {
+        kept.push({
           from: mailFrom === false ? '' : mailFrom.address,
           to: session.envelope.rcptTo.map((r) => r.address),
           subject: decodeWords(headerValue(head, 'Subject')),
@@ -105,9 +103,7 @@ export async function startSink (options: SinkOptions = {}): Promise<Sink> {
           size,
           receivedAt: new Date().toISOString(),
           head,
-        }
-        options.onCaught?.(caught)
-        kept.push(caught)
+        })
         if (kept.length > keep) kept.shift()
         callback()
       })

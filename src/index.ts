@@ -2,8 +2,10 @@
 // whose packages (better-sqlite3, bullmq, ioredis, nodemailer, smtp-server, prom-client, pino,
 // html-to-text) load when first used, not on import (src/lazy-require.ts).
 export * from './client.ts'
-export { createReceiver, MAX_BODY_BYTES, HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, GRACE_MS } from './server/receiver.ts'
-export type { Receiver, ReceiverOptions } from './server/receiver.ts'
+export { createReceiver } from './receiver-default.ts'
+export type { ReceiverOptions } from './receiver-default.ts'
+export { MAX_BODY_BYTES, HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, GRACE_MS } from './server/receiver.ts'
+export type { Receiver } from './server/receiver.ts'
 export type { IntakeCounters } from './server/route-context.ts'
 export type { AnyJobHandler, JobContext, JobHandler, ParsedJob } from './queue/handler.ts'
 export type { AddResult, ClaimedJob, CommitStats, WriterMode, DueItem, ItemOutcome, ItemState, JobErrorView, JobState, JobStore, JobView, NewJob, StoreStats } from './queue/types.ts'

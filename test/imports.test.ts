@@ -16,6 +16,7 @@ const SRC = fileURLToPath(new URL('../src/', import.meta.url))
 const LAYERS: ReadonlyArray<readonly [name: string, paths: readonly string[]]> = [
   ['entry', ['index.ts', 'client.ts']], // the package's entries (rawtrigger, rawtrigger/client), re-exports only
   ['cli', ['cli.ts', 'cli/']], //      `rawtrigger …`: wires a receiver, a queue and the e-mail job together
+  ['defaults', ['receiver-default.ts']], // the package's createReceiver: the receiver on SQLite unless told otherwise
   ['web', ['web/']], //                the page and its app routes (call trigger(), read the receiver's views)
   ['server', ['server/']], //          the receiver: HTTP, access, routes, metrics
   ['smtp', ['smtp/']], //              the e-mail job type: a handler registered by name, its mailer and sink

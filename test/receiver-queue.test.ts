@@ -373,3 +373,15 @@ test('a store closed under the receiver answers 503, not 500 and not a crash', a
   assert.equal(res.json.error.code, 'RT_ERR_STORE')
   assert.equal((await request(`${r.url}/healthz`)).status, 200)
 })
+
+test('the queue boundary: the receiver needs a queue or a store; the package\'s createReceiver opens SQLite under dataDir, and refuses dataDir beside a store', async (t) => {
+  const { createReceiver: onQueue } = await import('../src/server/receiver.ts')
+  const { createReceiver } = await import('../src/receiver-default.ts')
+  await assert.rejects(onQueue({ port: 0, logLevel: 'silent' }), (err: Error & { code?: string }) => err.code === 'RT_ERR_CONFIG' && /needs a queue or a store/.test(err.message))
+  const store = openStore(t)
+  await assert.rejects(createReceiver({ port: 0, logLevel: 'silent', store, dataDir: tempDir(t) }), (err: Error & { code?: string }) => err.code === 'RT_ERR_CONFIG' && /not both/.test(err.message))
+  const dataDir = tempDir(t)
+  const receiver = await createReceiver({ port: 0, logLevel: 'silent', dataDir, concurrency: 0 })
+  t.after(() => receiver.close())
+  assert.ok(statSync(join(dataDir, 'rawtrigger.db')).isFile(), 'the default store is SQLite under dataDir')
+})

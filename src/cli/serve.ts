@@ -195,7 +195,7 @@ export async function serve (argv: string[]): Promise<void> {
     throw new InvalidOptionError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got ${level})`)
   }
   const log = createLogger(level as LogLevel)
-  const options: ReceiverOptions = {
+  const options: ReceiverOptions & { dataDir?: string } = {
     host: values.host ?? env('HOST') ?? '127.0.0.1',
     port: portFlag('--port', values.port ?? env('PORT')) ?? 8080,
     dataDir: values['data-dir'] ?? env('DATA_DIR') ?? './data',
@@ -259,7 +259,8 @@ export async function serve (argv: string[]): Promise<void> {
   let listening: Receiver | undefined
   const web = createWebRoutes({ target: () => listening && { url: listening.url, socketPath: listening.socketPath, jobs: listening.queue }, log, ...(secret === undefined ? {} : { secret }) })
   options.routes = (req, res) => web(req, res) || email.routes(req, res)
-  const receiver = await createReceiver(options).catch(async (err: unknown) => {
+  const { dataDir: _dir, ...receiverOptions } = options
+  const receiver = await createReceiver(receiverOptions).catch(async (err: unknown) => {
     await email.close()
     throw err
   })

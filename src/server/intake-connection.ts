@@ -10,7 +10,7 @@ import { peerOf } from './auth.ts'
 import { AnswerQueue, type Slot } from './answer-queue.ts'
 import type { InFlight } from './in-flight.ts'
 import { admit, afterAnswer, JOB_PATH_RE, storeJob, type Admitted } from './intake.ts'
-import { headBytes, headersOf, jsonAnswer, requestParser, type Llhttp, type Parser, type ParseError } from './llhttp.ts'
+import { headBytes, headersOf, jsonAnswer, releaseParser, requestParser, type Llhttp, type Parser, type ParseError } from './llhttp.ts'
 import { errorBody, LINGER_MS, rawErrorResponse } from './respond.ts'
 import { countRefusal, type RouteContext } from './route-context.ts'
 
@@ -241,7 +241,7 @@ export class IntakeConnection {
     this.#state = 'gone'
     if (wasOpen && this.#messageAt !== 0) this.#incomplete()
     this.#answers.drop()
-    this.#parser.free()
+    releaseParser(this.#parser)
   }
 
   #parseError (err: ParseError): void {
@@ -281,7 +281,7 @@ export class IntakeConnection {
     socket.off('end', this.#onEnd)
     socket.off('error', this.#onError)
     socket.off('close', this.#onClose)
-    this.#parser.free()
+    releaseParser(this.#parser)
     socket.unshift(head)
     this.#cfg.handOff(socket)
     if (this.#paused) socket.resume()

@@ -5,7 +5,6 @@ import { createLogger, type Logger, type LogLevel } from '../log.ts'
 import { checkSocketPath } from '../net/connect.ts'
 import { secretKey, type Secret } from '../net/sign.ts'
 import type { AnyJobHandler, JobHandler } from '../queue/handler.ts'
-import { SqliteStore } from '../queue/sqlite-store.ts'
 import { StoreQueue } from '../queue/store-queue.ts'
 import type { JobQueue, JobStore } from '../queue/types.ts'
 import { checkAccess, type Access, type AccessConfig } from './access.ts'
@@ -53,11 +52,9 @@ export interface ReceiverOptions {
   socketPath?: string
   /** File mode of `socketPath`: who may connect. @default 0o660 (owner and group) */
   socketMode?: number
-  /** Where the SQLite file lives, unless `store` is given. @default './data' */
-  dataDir?: string
-  /** Where jobs live instead of SQLite under `dataDir`: e.g. a BullMQ queue. Closed by `close()`. */
+  /** Where jobs live: e.g. a BullMQ queue. One of `queue` and `store` is needed. Closed by `close()`. */
   queue?: JobQueue
-  /** A leased job store run by rawtrigger's worker, instead of SQLite under `dataDir`. */
+  /** A leased job store run by rawtrigger's worker (SqliteStore). Closed by `close()`. */
   store?: JobStore
   /**
    * Every /jobs and /suppressions request must carry a valid Standard Webhooks signature; /stats
@@ -174,7 +171,8 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
   const secret = options.secret === '' ? undefined : options.secret
   const log = options.logger ?? createLogger(options.logLevel ?? 'warn')
   const handlers = new Map(Object.entries(options.handlers ?? {})) as Map<string, JobHandler<unknown>>
-  const queue = options.queue ?? new StoreQueue(options.store ?? new SqliteStore(options.dataDir ?? './data'))
+  const queue = options.queue ?? (options.store === undefined ? undefined : new StoreQueue(options.store))
+  if (queue === undefined) throw new ConfigError('a receiver needs a queue or a store (the package\'s createReceiver opens SQLite under dataDir)')
   const counters: IntakeCounters = { accepted: 0, duplicates: 0, rejected: 0 }
   const metrics = createMetrics(queue)
   let stopping = false

@@ -9,7 +9,8 @@ import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import type { AnyJobHandler } from '../../src/queue/handler.ts'
 import type { JobView } from '../../src/queue/types.ts'
-import { createReceiver, type Receiver, type ReceiverOptions } from '../../src/server/receiver.ts'
+import { createReceiver, type ReceiverOptions } from '../../src/receiver-default.ts'
+import type { Receiver } from '../../src/server/receiver.ts'
 import testHandlers from './handlers.ts'
 import { waitFor } from './wait.ts'
 
@@ -44,7 +45,9 @@ export async function startReceiver (
   t: TestContext,
   options: ReceiverOptions & { dataDir?: string } = {},
 ): Promise<TestReceiver> {
-  const dataDir = options.dataDir ?? tempDir(t)
+  const { dataDir: given, ...rest } = options
+  // Also with a store of the test's own: TestReceiver names the dir it lives in.
+  const dataDir = given ?? tempDir(t)
   const handlers: Record<string, AnyJobHandler> = { ...testHandlers, ...options.handlers }
   const receiver = await createReceiver({
     host: '127.0.0.1',
@@ -52,9 +55,10 @@ export async function startReceiver (
     pollMs: TEST_POLL_MS,
     graceMs: 2_000,
     logLevel: 'silent',
-    ...options,
+    ...rest,
     port: options.port ?? 0,
-    dataDir,
+    // The default SQLite store's, unless the test brings its own store or queue.
+    ...(options.store === undefined && options.queue === undefined ? { dataDir } : {}),
     handlers,
   })
   let closed: Promise<void> | undefined

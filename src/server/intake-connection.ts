@@ -150,6 +150,7 @@ export class IntakeConnection {
     if (message === undefined || message.refused || this.#state !== 'open') return
     const { ctx } = this.#cfg
     const body = message.chunks.length === 1 ? message.chunks[0] as Buffer : Buffer.concat(message.chunks, message.received)
+    message.chunks = [] // held until the answer otherwise: a second copy of a large body
     const { access, handler } = message.admitted as Admitted
     storeJob(ctx, access, handler, message.type, message.headers, body).then((stored) => {
       this.#answer(message.slot, 202, stored.json, !message.keepAlive)

@@ -133,8 +133,11 @@ async function onePass (ctx: JobContext<unknown>, o: SendLoopOptions, pass: numb
     return true
   }
 
-  let onAbort = (): void => {}
-  const aborted = new Promise<void>((resolve) => { onAbort = resolve })
+  // A stop wakes the wait below. Not by racing each wait against one promise of the whole run:
+  // every race left a reaction on it until the run ended (some 200 bytes per e-mail sent,
+  // found in heap snapshots of a 100,000-recipient job).
+  let wakeOnAbort: (() => void) | undefined
+  const onAbort = (): void => wakeOnAbort?.()
   ctx.signal.addEventListener('abort', onAbort, { once: true })
   try {
     for (;;) {
@@ -160,7 +163,12 @@ async function onePass (ctx: JobContext<unknown>, o: SendLoopOptions, pass: numb
       let ms = Math.min(nextMs, Math.max(1, headMs))
       if (ms === Infinity && inFlight.size === 0) ms = PASS_PAUSE_MIN_MS // only other jobs can free it
       const wake = ms === Infinity ? undefined : timer(ms)
-      await Promise.race(wake === undefined ? [limiter.changed(), aborted] : [limiter.changed(), aborted, wake.promise])
+      await new Promise<void>((resolve) => {
+        wakeOnAbort = resolve
+        void limiter.changed().then(resolve)
+        void wake?.promise.then(resolve)
+      })
+      wakeOnAbort = undefined
       wake?.clear()
     }
   } finally {

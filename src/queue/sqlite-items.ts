@@ -43,14 +43,21 @@ export class SqliteItems {
     })
   }
 
-  /** The row number of a job; throws when there is no such job. */
-  seq (id: string): number {
+  /** The row number of a job, or undefined when there is no such job (any more). */
+  #find (id: string): number | undefined {
     const known = this.#seqs.get(id)
     if (known !== undefined) return known
     const seq = this.#s.seq.get(id) as number | undefined
-    if (seq === undefined) throw new Error(`no job ${id}`)
+    if (seq === undefined) return undefined
     if (this.#seqs.size >= SEQ_CACHE) this.#seqs.delete(this.#seqs.keys().next().value as string)
     this.#seqs.set(id, seq)
+    return seq
+  }
+
+  /** The row number of a job; throws when there is no such job. */
+  seq (id: string): number {
+    const seq = this.#find(id)
+    if (seq === undefined) throw new Error(`no job ${id}`)
     return seq
   }
 
@@ -64,7 +71,7 @@ export class SqliteItems {
 
   /** Still to be sent: the item is pending and its job neither cancelled nor finished. */
   pending (id: string, index: number): boolean {
-    const seq = this.#seqs.get(id) ?? (this.#s.seq.get(id) as number | undefined)
+    const seq = this.#find(id)
     return seq !== undefined && this.#s.pending.get(seq, index) !== undefined
   }
 }

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { BodyTooLargeError, IncompleteBodyError } from '../errors.ts'
 
 /**
@@ -10,9 +10,11 @@ import { BodyTooLargeError, IncompleteBodyError } from '../errors.ts'
  */
 export function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length'])
-    if (declared !== undefined && declared > limit) {
-      reject(new BodyTooLargeError(`body of ${declared} bytes is over the limit of ${limit} bytes`))
+    let declared: number | undefined
+    try {
+      declared = declaredLength(req.headers, limit)
+    } catch (err) {
+      reject(err)
       return
     }
     const chunks: Buffer[] = []
@@ -49,4 +51,11 @@ export function readBody (req: IncomingMessage, limit: number): Promise<Buffer> 
     // 'aborted' errors are reported through 'close'; a listener keeps them from being unhandled.
     req.on('error', () => {})
   })
+}
+
+/** The body length the request announces (Content-Length); throws {@link BodyTooLargeError} past `limit`. */
+export function declaredLength (headers: IncomingHttpHeaders, limit: number): number | undefined {
+  const declared = headers['content-length'] === undefined ? undefined : Number(headers['content-length'])
+  if (declared !== undefined && declared > limit) throw new BodyTooLargeError(`body of ${declared} bytes is over the limit of ${limit} bytes`)
+  return declared
 }

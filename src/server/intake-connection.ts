@@ -12,7 +12,7 @@ import type { InFlight } from './in-flight.ts'
 import { admit, afterAnswer, JOB_PATH_RE, storeJob, type Admitted } from './intake.ts'
 import { headBytes, headersOf, jsonAnswer, releaseParser, requestParser, type Llhttp, type Parser, type ParseError } from './llhttp.ts'
 import { errorBody, LINGER_MS, rawErrorResponse } from './respond.ts'
-import { countRefusal, type RouteContext } from './route-context.ts'
+import { countIncomplete, countRawRefusal, countRefusal, type RouteContext } from './route-context.ts'
 
 /** What every intake connection of a receiver shares. */
 export interface IntakeConfig {
@@ -228,10 +228,8 @@ export class IntakeConnection {
     const message = this.#message
     this.#message = undefined
     this.#messageAt = 0
-    const { ctx } = this.#cfg
-    ctx.counters.rejected++
     const err = new IncompleteBodyError(message === undefined ? 'connection closed inside the request head' : `body ended after ${message.received} bytes`)
-    ctx.noteRefusal(err.code, `incomplete request from ${peerOf(this.#socket) ?? 'unknown'} dropped: ${err.message}`)
+    countIncomplete(this.#cfg.ctx, peerOf(this.#socket), err)
     if (message !== undefined && !message.refused) this.#answers.fill(message.slot, '', false)
   }
 
@@ -252,10 +250,7 @@ export class IntakeConnection {
 
   /** An answer outside the request order (parse error, timeout): pending answers are dropped. */
   #refuseRaw (status: number, refusal: BadRequestError | RequestTimeoutError): void {
-    const { ctx } = this.#cfg
-    ctx.counters.rejected++
-    ctx.metrics.rejected.inc({ reason: refusal.code })
-    ctx.noteRefusal(refusal.code, `${status}: ${refusal.message}`)
+    countRawRefusal(this.#cfg.ctx, status, refusal)
     this.#answers.drop()
     this.#message = undefined
     this.#messageAt = 0

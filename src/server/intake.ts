@@ -2,9 +2,10 @@
 // before the body is read, then verify, validate, store and the 202's JSON. Used by the node:http
 // route (routes.ts) and by the llhttp intake connection (intake-connection.ts) alike.
 import type { IncomingHttpHeaders } from 'node:http'
-import { BadJsonError, BadRequestError, BodyTooLargeError, NotFoundError, UnavailableError, UnsupportedMediaTypeError } from '../errors.ts'
+import { BadJsonError, BadRequestError, NotFoundError, UnavailableError, UnsupportedMediaTypeError } from '../errors.ts'
 import type { JobHandler } from '../queue/handler.ts'
 import { checkAccess, verifyBody, type Access, type AccessRequest } from './access.ts'
+import { declaredLength } from './body.ts'
 import type { RouteContext } from './route-context.ts'
 import { takeNotBefore } from './schedule.ts'
 
@@ -54,8 +55,7 @@ export function admit (ctx: RouteContext, req: AccessRequest, path: string, type
   const access = checkAccess(ctx.access, req, path)
   const handler = intakeHandler(ctx, type, req.headers)
   const limit = bodyLimit(ctx, handler)
-  const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length'])
-  if (declared !== undefined && declared > limit) throw new BodyTooLargeError(`body of ${declared} bytes is over the limit of ${limit} bytes`)
+  declaredLength(req.headers, limit)
   return { access, handler, limit }
 }
 

@@ -13,7 +13,7 @@ import { trackRequests } from './in-flight.ts'
 import { createMetrics, type Metrics } from './metrics.ts'
 import { isLingering, rawErrorResponse, sendError } from './respond.ts'
 import { createRefusalLog } from './refusal-log.ts'
-import { reject, type IntakeCounters, type RouteContext } from './route-context.ts'
+import { countRawRefusal, reject, type IntakeCounters, type RouteContext } from './route-context.ts'
 import { route } from './routes.ts'
 import { startRetention } from './retention.ts'
 import { claimSocketPath, listenOnSocket, SOCKET_MODE } from './unix-socket.ts'
@@ -229,9 +229,7 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
     }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
     const refusal = status === 408 ? new RequestTimeoutError(err.message) : new BadRequestError(err.message)
-    counters.rejected++
-    metrics.rejected.inc({ reason: refusal.code })
-    ctx.noteRefusal(refusal.code, `${status}: ${err.message}`)
+    countRawRefusal(ctx, status, refusal)
     socket.end(rawErrorResponse(status, refusal.code, err.message))
   })
 

@@ -39,6 +39,22 @@ export function countRefusal (ctx: RouteContext, err: unknown): void {
   else ctx.noteRefusal(code, (err as Error).message)
 }
 
+/**
+ * Counts and logs a request answered outside any route, with a raw response (a parse error, a
+ * timeout): node:http's clientError and the llhttp intake alike.
+ */
+export function countRawRefusal (ctx: RouteContext, status: number, refusal: TriggerError): void {
+  ctx.counters.rejected++
+  ctx.metrics.rejected.inc({ reason: refusal.code })
+  ctx.noteRefusal(refusal.code, `${status}: ${refusal.message}`)
+}
+
+/** Counts and logs a request whose client went away mid-request: no job, and nobody to answer. */
+export function countIncomplete (ctx: RouteContext, peer: string | undefined, err: TriggerError): void {
+  ctx.counters.rejected++
+  ctx.noteRefusal(err.code, `incomplete request from ${peer ?? 'unknown'} dropped: ${err.message}`)
+}
+
 /** Answers a refused request with its error, counted in /stats and /metrics. */
 export function reject (ctx: RouteContext, res: ServerResponse, err: unknown, close = false): void {
   countRefusal(ctx, err)

@@ -8,7 +8,7 @@ import { controlRoute } from './control-routes.ts'
 import { readBody } from './body.ts'
 import { afterAnswer, bodyLimit, intakeHandler, JOB_PATH_RE, storeJob } from './intake.ts'
 import { sendError, sendJson } from './respond.ts'
-import { reject, type RouteContext } from './route-context.ts'
+import { countIncomplete, reject, type RouteContext } from './route-context.ts'
 
 /** `POST /jobs/:type` on node:http: read, verify, validate, store durably, then 202. */
 function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, access: Access, type: string): void {
@@ -28,9 +28,7 @@ function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, 
     afterAnswer(ctx, stored, started)
   }).catch((err: unknown) => {
     if (err instanceof IncompleteBodyError) {
-      // The client went away mid-body: no job, and nobody left to answer.
-      ctx.counters.rejected++
-      ctx.noteRefusal(err.code, `incomplete request from ${peer ?? 'unknown'} dropped: ${err.message}`)
+      countIncomplete(ctx, peer, err) // the client went away mid-body
       return
     }
     reject(ctx, res, err, !req.complete)

@@ -164,6 +164,7 @@ async function onePass (ctx: JobContext<unknown>, o: SendLoopOptions, pass: numb
       if (ms === Infinity && inFlight.size === 0) ms = PASS_PAUSE_MIN_MS // only other jobs can free it
       const wake = ms === Infinity ? undefined : timer(ms)
       await new Promise<void>((resolve) => {
+        if (ctx.signal.aborted) return resolve() // stopped since the loop's check: no wait
         wakeOnAbort = resolve
         void limiter.changed().then(resolve)
         void wake?.promise.then(resolve)

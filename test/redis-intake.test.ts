@@ -13,6 +13,7 @@ import { Redis } from 'ioredis'
 import { createLogger } from '../src/log.ts'
 import { BullmqQueue } from '../src/queue/bullmq-queue.ts'
 import { CREATE_JOBS } from '../src/queue/redis-scripts.ts'
+import type { ChunkData } from '../src/queue/redis-intake.ts'
 import type { AddResult, NewJob } from '../src/queue/types.ts'
 import { rejectsWith, within } from './helpers/assert-error.ts'
 import { countingHandler } from './helpers/handlers.ts'
@@ -55,9 +56,42 @@ async function waitingChunks (redis: RedisFixture, type: string): Promise<number
   }
 }
 
+/** BullMQ's count of chunks of `type` running now. */
+async function activeChunks (redis: RedisFixture, type: string): Promise<number> {
+  const queue = new Queue(`jobs-${type}`, { connection: { url: redis.url }, prefix: redis.prefix })
+  queue.on('error', () => {})
+  try {
+    return (await queue.getJobCounts('active')).active ?? NaN
+  } finally {
+    await queue.close()
+  }
+}
+
+/** The waiting BullMQ jobs of `type`: for each rawtrigger job, the ids of the BullMQ jobs that hold its chunks, and each BullMQ job's items. */
+async function holders (redis: RedisFixture, type: string): Promise<{ of: Map<string, string[]>, items: Map<string, number> }> {
+  const queue = new Queue(`jobs-${type}`, { connection: { url: redis.url }, prefix: redis.prefix })
+  queue.on('error', () => {})
+  try {
+    const of = new Map<string, string[]>()
+    const items = new Map<string, number>()
+    for (const job of await queue.getJobs(['wait'], 0, -1)) {
+      const data = job.data as ChunkData
+      const parts = data.bundle ?? [{ id: data.id, end: data.end - data.start }]
+      items.set(job.id as string, parts.reduce((n, p) => n + p.end, 0))
+      for (const p of parts) of.set(p.id, [...of.get(p.id) ?? [], `${job.id}#${data.bundle === undefined ? data.chunk : 0}`])
+    }
+    return { of, items }
+  } finally {
+    await queue.close()
+  }
+}
+
+/** A line of CREATE_JOBS that MONITOR shows as it is (no quote, no newline). */
+const INTAKE_MARK = 'local stride, from = 6, 2'
+
 /**
- * Counts the intake script calls (EVALSHA of CREATE_JOBS, so after the first call on a connection,
- * which sends the script itself) on the test's prefix, as MONITOR shows them, read off a plain
+ * Counts the intake script calls (EVALSHA of CREATE_JOBS, or EVAL where a connection sends the
+ * script itself) on the test's prefix, as MONITOR shows them, read off a plain
  * socket. `calls()` sends an ECHO and answers once MONITOR has shown it: every command Redis ran
  * before it has been counted.
  */
@@ -84,6 +118,8 @@ async function countIntakeCalls (redis: RedisFixture): Promise<{ calls: () => Pr
       if (line.includes(`"echo" "${marker}"`)) seenMarker = true
       const at = line.indexOf(intake)
       if (at !== -1 && line.startsWith(`"${redis.prefix}:`, line.indexOf('" ', at + intake.length) + 2)) calls++
+      // The first call on a connection that has not run the script sends the script itself.
+      else if (line.includes('"eval" "') && line.includes(INTAKE_MARK) && line.includes(` "${redis.prefix}:rt:stats" `)) calls++
     }
   })
   await until('MONITOR on', async () => oks <= 0 || undefined, 5_000)
@@ -98,7 +134,7 @@ async function countIntakeCalls (redis: RedisFixture): Promise<{ calls: () => Pr
   }
 }
 
-test('500 adds in one turn: at most two script calls; each add resolves with its record and chunks in Redis; every job runs once', { timeout: 60_000 }, async (t) => {
+test('500 adds in one turn: at most two script calls; each add resolves with its record and chunks in Redis; small jobs share bundles; every job runs once', { timeout: 60_000 }, async (t) => {
   const redis = await useRedis(t)
   if (redis === undefined) return
   const q = await openQueue(redis)
@@ -111,19 +147,33 @@ test('500 adds in one turn: at most two script calls; each add resolves with its
 
   // Checked the moment each add resolves, before any other add's code runs: on a connection of its
   // own, sent after the add's writes were answered, so it sees them if (and only if) they were.
-  const seen: Array<Promise<[number, number]>> = []
+  const seen: Array<Promise<[number, string[]]>> = []
   const added = await Promise.all(jobs.map((job) => q.add(job).then((r) => {
-    seen.push(Promise.all([checker.exists(`${redis.prefix}:rt:job:${r.id}`), checker.exists(`${redis.prefix}:jobs-items:${r.id}-c${chunksOf(job) - 1}`)]))
+    seen.push(Promise.all([checker.exists(`${redis.prefix}:rt:job:${r.id}`), checker.lrange(`${redis.prefix}:jobs-items:wait`, 0, -1)]))
     return r
   })))
   const calls = await monitor.calls()
 
   assert.equal(new Set(added.map((r) => r.id)).size, N, 'one id per add')
   assert.deepEqual(added.filter((r) => r.duplicate), [], 'no add is a duplicate')
-  const missing = (await Promise.all(seen)).map(([record, chunk], i) => ({ i, record, chunk })).filter((s) => s.record !== 1 || s.chunk !== 1)
-  assert.deepEqual(missing, [], 'record and last chunk in Redis when the add resolved')
+  const held = await holders(redis, 'items')
+  const snapshots = await Promise.all(seen)
+  const missing = added.map((r, i) => {
+    const [record, waiting] = snapshots[i] as [number, string[]]
+    const chunks = (held.of.get(r.id) ?? []).map((h) => h.split('#')[0] as string)
+    return { i, record, chunks: chunks.filter((c) => waiting.includes(c)).length }
+  }).filter((s, i) => s.record !== 1 || s.chunks !== chunksOf(jobs[i]!))
+  assert.deepEqual(missing, [], 'record and every chunk in Redis when the add resolved')
   assert.ok(calls >= 1 && calls <= 2, `${N} adds of one turn in at most 2 intake script calls (batches of at most 256); MONITOR saw ${calls}`)
-  assert.equal(await waitingChunks(redis, 'items'), jobs.reduce((n, job) => n + chunksOf(job), 0), 'every chunk of every job waits in BullMQ')
+  const wrongChunks = added.map((r, i) => ({ i, chunks: (held.of.get(r.id) ?? []).map((h) => Number(h.split('#')[1])).sort((a, b) => a - b) }))
+    .filter((h, i) => h.chunks.join() !== Array.from({ length: chunksOf(jobs[i]!) }, (_, n) => n).join())
+  assert.deepEqual(wrongChunks, [], 'every chunk of every job waits in BullMQ, once')
+  const bundled = 4 * N / 5 // the one-item jobs, in bundles of up to a chunk's worth of items
+  const waiting = await waitingChunks(redis, 'items')
+  // A bundle does not span two batches: one more bundle per batch past the first at most.
+  const fewest = (N / 5) * 3 + Math.ceil(bundled / CHUNK_SIZE)
+  assert.ok(waiting >= fewest && waiting <= fewest + 2, `multi-chunk jobs one BullMQ job per chunk, the others bundled: ${waiting} BullMQ jobs, expected ${fewest} to ${fewest + 2}`)
+  assert.ok([...held.items.values()].every((n) => n <= 25 && n >= 1), 'no BullMQ job holds more items than a chunk (a 25-item job: its chunks)')
   const items = jobs.reduce((n, job) => n + job.items, 0)
   assert.deepEqual(await q.stats(), { jobs: { queued: N + 1, running: 0, done: 0, failed: 0, cancelled: 0 }, items: { done: 0, failed: 0, pending: items + 1 } })
   assert.deepEqual(q.commitStats, { commits: 1 + calls, jobs: 1 + N }, 'commitStats counts the batches and the adds they held')
@@ -251,7 +301,13 @@ test('Redis refuses the batch: every add of it rejects with RT_ERR_STORE and not
   assert.match(String((errors[0]?.cause as Error | undefined)?.message), /WRONGTYPE/, 'the reply of Redis is the cause')
   const left = (await keysUnder(redis.url, redis.prefix)).filter((k) => k !== seq && !k.endsWith(':rt:stats') && !k.includes(':jobs-'))
   assert.deepEqual(left, [], 'no record, no dedup key, no index entry')
-  assert.equal(await waitingChunks(redis, 'items'), 0, 'no chunk')
+  // The chunks of adds without a dedup key were sent behind the script; without records they run nothing.
+  const { handler, ran } = countingHandler()
+  q.start({ handlers: new Map([['items', handler]]), concurrency: 2, log })
+  await until('BullMQ done with what it was sent', async () => await waitingChunks(redis, 'items') === 0 || undefined)
+  await until('nothing active', async () => (await activeChunks(redis, 'items')) === 0 || undefined)
+  assert.equal(ran.size, 0, 'no handler ran')
+  assert.deepEqual((await q.stats()).jobs, { queued: 0, running: 0, done: 0, failed: 0, cancelled: 0 }, 'no job')
 
   // The next batch, once Redis accepts it again, is stored as usual.
   await raw.del(seq)

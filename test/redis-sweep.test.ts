@@ -135,3 +135,32 @@ test('a sweep that races the intake it mends adds nothing twice: chunks queued b
   assert.equal(await q.sweep(), 1)
   assert.equal(await chunkJobs(redis, 'items'), 3, 'BullMQ kept one job per chunk id')
 })
+
+test('jobs of a bundle swept as well (intake\'s last step failed): the bundle and the sweep\'s chunks run side by side, each job runs once', { timeout: 60_000 }, async (t) => {
+  const redis = await useRedis(t)
+  if (redis === undefined) return
+  const q = await openQueue(redis)
+  // Five one-item jobs of one turn: one BullMQ job holds them all.
+  const added = await Promise.all(Array.from({ length: 5 }, (_, i) => q.add({ type: 'items', payload: { i }, items: 1 })))
+  assert.equal(await chunkJobs(redis, 'items'), 1, 'one bundle')
+  const raw = new Redis(redis.url, { maxRetriesPerRequest: 1 })
+  raw.on('error', () => {})
+  redis.defer(() => raw.disconnect())
+  for (const { id } of added) await raw.zadd(`${redis.prefix}:rt:unchunked`, Date.now() - SWEEP_AFTER_MS - 1_000, id)
+  assert.equal(await q.sweep(), 5)
+  assert.equal(await chunkJobs(redis, 'items'), 6, 'the bundle and a chunk per job')
+  // Slow items and room for all six at once: the sweep's chunks start while the bundle runs the same jobs.
+  const { handler, ran } = countingHandler(300)
+  q.start({ handlers: new Map([['items', handler]]), concurrency: 8, log })
+  await until('every job done', async () => (await q.stats()).jobs.done === 5)
+  await until('BullMQ idle', async () => {
+    const queue = new Queue('jobs-items', { connection: { url: redis.url }, prefix: redis.prefix })
+    try {
+      const c = await queue.getJobCounts('wait', 'active', 'completed')
+      return c.wait === 0 && c.active === 0 && c.completed === 6
+    } finally {
+      await queue.close()
+    }
+  })
+  assert.deepEqual(added.map(({ id }) => ran.get(id)), added.map(() => [1]), 'every item ran once')
+})

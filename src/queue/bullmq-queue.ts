@@ -4,6 +4,7 @@ import { guardSuppressions } from './suppression-guard.ts'
 import type { JobHandler } from './handler.ts'
 import { CHUNK_DONE, CHUNK_PAUSE, CHUNK_START, MARK_ITEM, SET_STATE, callScript, parseItem } from './redis-scripts.ts'
 import { ChunkItems } from './bullmq-items.ts'
+import { ChunkRunner } from './bullmq-chunk.ts'
 import { RedisControl, summaryOf } from './redis-control.ts'
 import { RedisIntake, storeError, type ChunkData, type ChunkJob } from './redis-intake.ts'
 import { RedisSweep } from './redis-sweep.ts'
@@ -52,7 +53,7 @@ export class BullmqQueue implements JobQueue {
   readonly #retainS: number
   readonly #control: RedisControl
   readonly #suppressions: SuppressionList
-  readonly #chunks: ChunkItems
+  readonly #runner: ChunkRunner
   readonly #intake: RedisIntake
   readonly #sweep: RedisSweep
   #lastError: Error | undefined
@@ -95,7 +96,8 @@ export class BullmqQueue implements JobQueue {
     this.#control = new RedisControl(this.#redis, (kind, id) => this.#key(kind, id), (id, type, indexes) => this.#requeue(id, type, indexes),
       async (id, type, chunks) => { await Promise.all(Array.from({ length: chunks }, (_, n) => this.#queueFor(type).remove(`${id}-c${n}`))) })
     this.#suppressions = guardSuppressions(this.#control, storeError)
-    this.#chunks = new ChunkItems(this.#redis, (kind, id) => this.#key(kind, id), this.#control, this.#abort.signal)
+    const items = new ChunkItems(this.#redis, (kind, id) => this.#key(kind, id), this.#control, this.#abort.signal)
+    this.#runner = new ChunkRunner({ call: (name, ...args) => this.#call(name, ...args), key: (kind, id) => this.#key(kind, id), chunks: items, signal: this.#abort.signal })
   }
 
   /** Chunks holding re-queued items run again, as new BullMQ jobs (the finished ones keep their ids). */
@@ -214,7 +216,7 @@ export class BullmqQueue implements JobQueue {
     if (options.concurrency === 0) return
     const lockDuration = options.leaseMs ?? CHUNK_LOCK_MS
     for (const type of options.handlers.keys()) {
-      const worker = new (bullmq().Worker)(`jobs-${type}`, (job: Job<ChunkData>, token?: string) => this.#process(job, token, options), {
+      const worker = new (bullmq().Worker)(`jobs-${type}`, (job: Job<ChunkData>, token?: string) => this.#runner.process(job, token, options), {
         connection: { url: this.#url },
         prefix: this.#prefix,
         concurrency: options.concurrency,
@@ -229,40 +231,9 @@ export class BullmqQueue implements JobQueue {
         ...(this.#rateLimit === undefined ? {} : { limiter: { max: 1, duration: Math.ceil(this.#chunkSize * 1000 / this.#rateLimit) } }),
       })
       worker.on('error', (err) => options.log.warn({ err }, 'BullMQ worker error'))
-      worker.on('failed', (job, err) => {
-        if (job === undefined || job.attemptsMade < (job.opts.attempts ?? 1)) return
-        this.#call('rtState', this.#key('job', job.data.id), this.#key('stats'), this.#key('finished'), 'failed', Date.now(), err.message, job.data.id)
-          .catch((e: unknown) => options.log.error({ err: e }, 'recording a failed job failed'))
-      })
+      worker.on('failed', (job, err) => this.#runner.failed(job, err, options.log))
       this.#workers.push(worker)
     }
-  }
-
-  async #process (job: Job<ChunkData>, token: string | undefined, options: RunOptions): Promise<void> {
-    const { id, type, chunk, start, end } = job.data
-    const handler = options.handlers.get(type) as JobHandler<unknown>
-    // Every start of this chunk, delayed retries and stalled takeovers included: the job's run number.
-    const run = Math.max(1, job.attemptsStarted)
-    const log = options.log.child({ job: id, chunk, run })
-    const active = this.#key('active', id)
-    const state = await this.#call('rtChunkStart', this.#key('job', id), this.#key('stats'), this.#key('finished'), active, Date.now(), id, chunk, run)
-    if (state !== 'running') return // failed, cancelled or gone: nothing to do
-    let pending: number | undefined
-    try {
-      const ctx = this.#chunks.context(id, start, end, run, await this.#chunks.payload(id), log, options.observe ?? (() => {}))
-      await handler.run(ctx)
-      pending = await this.#chunks.pendingIn(id, start, end)
-    } catch (err) {
-      await this.#call('rtChunkPause', this.#key('job', id), this.#key('stats'), active, id, chunk)
-      throw err // BullMQ retries the chunk with backoff, then fails it (and the job)
-    }
-    if (pending !== undefined) {
-      // Retries later (or handed back on stop): the chunk waits in BullMQ's delayed set.
-      await this.#call('rtChunkPause', this.#key('job', id), this.#key('stats'), active, id, chunk)
-      await job.moveToDelayed(this.#abort.signal.aborted ? Date.now() : pending, token)
-      throw new (bullmq().DelayedError)()
-    }
-    await this.#call('rtChunkDone', this.#key('chunks', id), this.#key('job', id), this.#key('stats'), this.#key('finished'), active, chunk, Date.now(), id)
   }
 
   notify (): void {} // BullMQ workers are woken by Redis itself

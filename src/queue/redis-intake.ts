@@ -10,8 +10,16 @@ import type { AddResult, CommitStats, NewJob } from './types.ts'
 const BATCH_MAX = 256
 const BATCH_MAX_CHARS = 1 << 20
 
-/** Data of one BullMQ chunk job: items `start` to `end` (exclusive) of job `id`. */
-export interface ChunkData { id: string, type: string, chunk: number, start: number, end: number }
+/** Jobs of one chunk, not scheduled, that share one BullMQ job (a bundle). */
+const BUNDLE_MAX = 64
+
+/** A job of a bundle: its one chunk, items 0 to `end`. */
+export interface BundlePart { id: string, end: number }
+/**
+ * Data of one BullMQ chunk job: items `start` to `end` (exclusive) of job `id`; or of a bundle,
+ * `bundle` listing its jobs (the first is `id`'s).
+ */
+export interface ChunkData { id: string, type: string, chunk: number, start: number, end: number, bundle?: BundlePart[] }
 /** One chunk job as BullMQ's addBulk takes it. */
 export interface ChunkJob { name: string, data: ChunkData, opts: JobsOptions }
 
@@ -59,6 +67,7 @@ export class RedisIntake {
   readonly #dedupKey: string
   readonly #unchunkedKey: string
   readonly #intakeKeys: string[]
+  readonly #scripted = new WeakSet<Redis>()
   #batch: Batch | undefined
   #writing = 0
   readonly #commits: CommitStats = { commits: 0, jobs: 0 }
@@ -75,7 +84,6 @@ export class RedisIntake {
     // Before the job keys in every intake call; the queued index is the one REINDEX names.
     this.#unchunkedKey = key('unchunked')
     this.#intakeKeys = [key('stats'), key('index'), key('index', 'queued'), key('seq'), this.#unchunkedKey]
-    redis.defineCommand('rtCreateJobs', { lua: CREATE_JOBS }) // KEYS counted per call
   }
 
   add (job: NewJob): Promise<AddResult> {
@@ -114,47 +122,118 @@ export class RedisIntake {
   async #flush (adds: PendingAdd[]): Promise<void> {
     try {
       if (this.#redis.status !== 'ready') await this.#ready()
-      const keys = [...this.#intakeKeys]
-      for (const a of adds) keys.push(this.#jobKey + a.id)
-      const args: Array<string | number> = [Date.now(), '+notBefore']
+      const byType = new Map<string, PendingAdd[]>()
       for (const a of adds) {
-        let dedup = 0
-        if (a.dedup !== undefined) dedup = keys.push(this.#dedupKey + a.dedup)
-        args.push(a.type, a.payload, a.items, a.chunks, a.id, dedup, a.notBefore)
+        let list = byType.get(a.type)
+        if (list === undefined) byType.set(a.type, list = [])
+        list.push(a)
       }
-      const replies = await callScript(this.#redis, 'rtCreateJobs', keys.length, ...keys, ...args) as CreateReply[]
-      // The records are in Redis (and in the unchunked index), their chunks not yet. A crash here,
-      // or a failed addBulk (503 to every add of the batch), leaves records that no chunk runs:
-      // the sweep (redis-sweep.ts) queues their chunks a few seconds later. A resend with the same
-      // webhook-id is a duplicate, and a duplicate's chunks are queued again, of the first job's
-      // size, not its own: that mends it sooner. Chunk ids are fixed, so BullMQ adds each once.
-      const chunks = new Map<string, ChunkJob[]>()
-      const queued = new Set<string>()
-      const results = adds.map((a, i): AddResult => {
-        const [created, id, firstTotal, firstChunks, firstType, firstNotBefore] = replies[i] as CreateReply
-        const first = created === 1 ? { total: a.items, count: a.chunks, type: a.type, notBefore: a.notBefore }
-          : firstTotal === undefined ? undefined
-            : { total: Number(firstTotal), count: Number(firstChunks), type: firstType as string, notBefore: Number(firstNotBefore ?? 0) }
-        // Not twice for one id: a duplicate of a job of this batch finds its chunks listed.
-        if (first !== undefined && !queued.has(id)) {
-          queued.add(id)
-          let list = chunks.get(first.type)
-          if (list === undefined) chunks.set(first.type, list = [])
-          // A scheduled job's chunks wait in BullMQ's delayed set until its time (a duplicate's: the first job's).
-          const delay = Math.max(0, first.notBefore - Date.now())
-          for (let n = 0; n < first.count; n++) list.push(this.#chunkJob(id, first.type, first.total, n, `${id}-c${n}`, delay))
-        }
-        return { id, duplicate: created === 0 }
-      })
-      await Promise.all([...chunks].map(([type, list]) => this.#queueFor(type).addBulk(list)))
-      // Not awaited: should it fail, the sweep finds the records and adds chunks BullMQ already has.
-      if (queued.size > 0) this.#redis.zrem(this.#unchunkedKey, ...queued).catch(() => {})
-      this.#commits.commits++
+      const results = new Map<PendingAdd, AddResult>()
+      await Promise.all([...byType].map(([type, list]) => this.#flushType(type, list, results)))
+      this.#commits.commits += byType.size
       this.#commits.jobs += adds.length
-      for (let i = 0; i < adds.length; i++) adds[i]!.resolve(results[i]!)
+      for (const a of adds) a.resolve(results.get(a) as AddResult)
     } catch (err) {
       for (const a of adds) a.reject(storeError('add', err))
     }
+  }
+
+  /**
+   * The adds of one type: one script call for the records and dedup checks on the type's BullMQ
+   * connection, and the chunks of every add without a dedup key right behind it on that same
+   * connection (its id is new, so it is created: Redis runs the two in order, one round trip).
+   * Chunks of an add with a dedup key wait for the script's reply (created, or a duplicate).
+   */
+  async #flushType (type: string, adds: PendingAdd[], results: Map<PendingAdd, AddResult>): Promise<void> {
+    const queue = this.#queueFor(type)
+    const client = await this.#clientOf(queue)
+    const keys = [...this.#intakeKeys]
+    for (const a of adds) keys.push(this.#jobKey + a.id)
+    const args: Array<string | number> = [Date.now(), '+notBefore']
+    for (const a of adds) {
+      let dedup = 0
+      if (a.dedup !== undefined) dedup = keys.push(this.#dedupKey + a.dedup)
+      args.push(a.type, a.payload, a.items, a.chunks, a.id, dedup, a.notBefore)
+    }
+    const created = callScript(client, 'rtCreateJobs', keys.length, ...keys, ...args) as Promise<CreateReply[]>
+    const sure = this.#chunksOf(type, adds.filter((a) => a.dedup === undefined))
+    const [replies] = await Promise.all([created, sure.length === 0 ? undefined : queue.addBulk(sure)])
+    // The records are in Redis (and in the unchunked index), the chunks of deduplicated adds not
+    // yet. A crash here, or a failed addBulk (503 to every add of the batch), leaves records that no
+    // chunk runs: the sweep (redis-sweep.ts) queues their chunks a few seconds later. A resend with
+    // the same webhook-id is a duplicate, and a duplicate's chunks are queued again, of the first
+    // job's size, not its own: that mends it sooner. Chunk ids are fixed, so BullMQ adds each once,
+    // and a job in a bundle runs for the first BullMQ job that starts it (CHUNK_START's claim).
+    const late: ChunkJob[] = []
+    const queued = new Set<string>()
+    adds.forEach((a, i) => {
+      const [isNew, id, firstTotal, firstChunks, firstType, firstNotBefore] = replies[i] as CreateReply
+      results.set(a, { id, duplicate: isNew === 0 })
+      if (a.dedup === undefined) {
+        queued.add(id)
+        return
+      }
+      const first = isNew === 1 ? { total: a.items, count: a.chunks, type: a.type, notBefore: a.notBefore }
+        : firstTotal === undefined ? undefined
+          : { total: Number(firstTotal), count: Number(firstChunks), type: firstType as string, notBefore: Number(firstNotBefore ?? 0) }
+      // Not twice for one id: a duplicate of a job of this batch finds its chunks listed.
+      if (first === undefined || queued.has(id)) return
+      queued.add(id)
+      // A scheduled job's chunks wait in BullMQ's delayed set until its time (a duplicate's: the first job's).
+      const delay = Math.max(0, first.notBefore - Date.now())
+      for (let n = 0; n < first.count; n++) late.push(this.#chunkJob(id, first.type, first.total, n, `${id}-c${n}`, delay))
+    })
+    // A duplicate's first job may be of another type: its chunks go to that type's queue.
+    const lateByType = new Map<string, ChunkJob[]>()
+    for (const c of late) {
+      const list = lateByType.get(c.name) ?? []
+      if (list.push(c) === 1) lateByType.set(c.name, list)
+    }
+    await Promise.all([...lateByType].map(([t, list]) => this.#queueFor(t).addBulk(list)))
+    // Not awaited: should it fail, the sweep finds the records and adds chunks BullMQ already has.
+    if (queued.size > 0) this.#redis.zrem(this.#unchunkedKey, ...queued).catch(() => {})
+  }
+
+  /**
+   * BullMQ jobs for new jobs: the chunks of each, except that jobs of one chunk, not scheduled,
+   * share a bundle of up to a chunk's worth of items ({@link BUNDLE_MAX} jobs): one BullMQ job
+   * for many small triggers, and still at most a chunk that a killed worker redoes.
+   */
+  #chunksOf (type: string, adds: PendingAdd[]): ChunkJob[] {
+    const out: ChunkJob[] = []
+    let bundle: ChunkJob | undefined
+    let parts: BundlePart[] = []
+    let items = 0
+    for (const a of adds) {
+      if (a.chunks > 1 || a.notBefore > 0) {
+        const delay = Math.max(0, a.notBefore - Date.now())
+        for (let n = 0; n < a.chunks; n++) out.push(this.#chunkJob(a.id, type, a.items, n, `${a.id}-c${n}`, delay))
+        continue
+      }
+      if (bundle === undefined || items + a.items > this.#chunkSize || parts.length >= BUNDLE_MAX) {
+        bundle = this.#chunkJob(a.id, type, a.items, 0, `${a.id}-c0`)
+        out.push(bundle)
+        parts = []
+        items = 0
+      } else if (parts.length === 1) {
+        // A second job joins: the chunk becomes a bundle, under an id no chunk has.
+        bundle.opts.jobId = `${bundle.data.id}-b`
+        bundle.data.bundle = parts
+      }
+      parts.push({ id: a.id, end: a.items })
+      items += a.items
+    }
+    return out
+  }
+
+  /** The queue's own connection, with the intake script on it. */
+  async #clientOf (queue: Queue): Promise<Redis> {
+    const client = await queue.getBackend().client as unknown as Redis
+    if (!this.#scripted.has(client)) {
+      client.defineCommand('rtCreateJobs', { lua: CREATE_JOBS }) // KEYS counted per call
+      this.#scripted.add(client)
+    }
+    return client
   }
 
   /** Batches written (each: one script call, then the addBulk) and the adds they held. */

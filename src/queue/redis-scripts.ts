@@ -179,13 +179,21 @@ return n
 `
 
 /**
- * KEYS: job, stats, finished, active. ARGV: now, id, chunk, run. A chunk starts: it joins the
- * job's active set, a queued (or scheduled: its delayed chunk is due) job becomes running, and the job's attempts are the most runs any
- * chunk has had. Returns the job's state; anything but running means: do not run.
+ * KEYS: job, stats, finished, active. ARGV: now, id, chunk, run, runner, claim. A chunk starts: it
+ * joins the job's active set, a queued (or scheduled: its delayed chunk is due) job becomes
+ * running, and the job's attempts are the most runs any chunk has had. With claim 1 the chunk runs
+ * only for the BullMQ job (runner) that started it first: a bundle and the sweep's `<id>-c0` for
+ * the same job do not both run it (`taken`). Returns the job's state; anything but running means:
+ * do not run.
  */
 export const CHUNK_START = REINDEX + `
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'queued' and state ~= 'running' and state ~= 'scheduled' then return state or false end
+if ARGV[6] == '1' then
+  local owner = redis.call('HGET', KEYS[1], 'runner:' .. ARGV[3])
+  if not owner then redis.call('HSET', KEYS[1], 'runner:' .. ARGV[3], ARGV[5])
+  elseif owner ~= ARGV[5] then return 'taken' end
+end
 redis.call('SADD', KEYS[4], ARGV[3])
 if state ~= 'running' then
   redis.call('HSET', KEYS[1], 'state', 'running')

@@ -146,7 +146,7 @@ const noop: JobHandler<Record<string, unknown>> = {
 /** The job types of this module, by name. */
 const handlers: Record<string, AnyJobHandler> = { record, stubborn, flaky, fail, noop }
 /** A handler that marks every due item done and counts, per job id, how often each index ran. */
-export function countingHandler (): { handler: JobHandler<unknown>, ran: Map<string, number[]> } {
+export function countingHandler (delayMs = 0): { handler: JobHandler<unknown>, ran: Map<string, number[]> } {
   const ran = new Map<string, number[]>()
   return {
     ran,
@@ -157,6 +157,7 @@ export function countingHandler (): { handler: JobHandler<unknown>, ran: Map<str
         ran.set(ctx.id, counts)
         for await (const item of ctx.dueItems()) {
           counts[item.index] = (counts[item.index] ?? 0) + 1
+          if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs))
           await ctx.markItem(item.index, { state: 'done' })
         }
       },

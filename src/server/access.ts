@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
 import { ForbiddenError, UnauthorizedError } from '../errors.ts'
 import type { Secret } from '../net/sign.ts'
-import { checkSignature, isLocalPeer, isLoopback, peerOf } from './auth.ts'
+import { checkSignature, isLocalSocket, isLoopback, peerOf } from './auth.ts'
 
 /**
  * Who may use a route.
@@ -99,9 +99,8 @@ function isLoopbackHost (host: string): boolean {
  * page's `Host`. Clients of the socket send `Host: localhost` (`trigger`'s URL, PHP's fsockopen).
  */
 function checkLocal (req: AccessRequest): void {
-  const peer = peerOf(req.socket)
-  if (!isLocalPeer(peer)) {
-    throw new ForbiddenError(`${req.url ?? ''} answers loopback and Unix-socket peers only (peer ${peer ?? 'unknown'})`)
+  if (!isLocalSocket(req.socket)) {
+    throw new ForbiddenError(`${req.url ?? ''} answers loopback and Unix-socket peers only (peer ${peerOf(req.socket) ?? 'unknown'})`)
   }
   const host = req.headers.host
   // HTTP/1.0 clients (hand-written fsockopen triggers) may send no Host; a browser always does.

@@ -15,11 +15,30 @@ function onUnixSocket (socket: Socket): boolean {
   return typeof (socket as Socket & { server?: Server }).server?.address() === 'string'
 }
 
+/** Per server: the loopback address it is bound to, or '' when it is bound to another (or none). */
+const boundLoopback = new WeakMap<Server, string>()
+/** Sockets accepted by a server bound to a loopback address, with that address. */
+const onLoopback = new WeakMap<Socket, string>()
+
 /**
  * Remembers the peer address at accept time: once a client has reset the connection,
- * `socket.remoteAddress` is undefined, but its complete request must still be judged.
+ * `socket.remoteAddress` is undefined, but its complete request must still be judged. A server
+ * bound to a loopback address has only loopback peers: it asks for none at accept (getpeername
+ * is a system call per connection); a peer's address is asked for when a log line wants it.
  */
 export function rememberPeer (socket: Socket): void {
+  const server = (socket as Socket & { server?: Server }).server
+  if (server !== undefined) {
+    let bound = boundLoopback.get(server)
+    if (bound === undefined) {
+      const address = server.address()
+      boundLoopback.set(server, bound = typeof address === 'object' && address !== null && isLoopback(address.address) ? address.address : '')
+    }
+    if (bound !== '') {
+      onLoopback.set(socket, bound)
+      return
+    }
+  }
   // A client that reset before the accept leaves no remote address; a connection accepted on a
   // loopback address can only come from loopback, so the local address stands in for it. A Unix
   // socket peer has no address at all: asked only then, so TCP accepts pay nothing for it.
@@ -33,9 +52,14 @@ export function isLocalPeer (peer: string | undefined): boolean {
   return peer === UNIX_PEER || isLoopback(peer)
 }
 
-/** The peer address of a socket, as seen when it was accepted. */
+/** The socket's peer is on this machine: accepted on a loopback-bound server, or a local {@link peerOf}. */
+export function isLocalSocket (socket: Socket): boolean {
+  return onLoopback.has(socket) || isLocalPeer(peerOf(socket))
+}
+
+/** The peer address of a socket, as seen when it was accepted (on a loopback-bound server: asked now, the bound address once the peer has reset). */
 export function peerOf (socket: Socket): string | undefined {
-  return peers.get(socket) ?? socket.remoteAddress
+  return peers.get(socket) ?? socket.remoteAddress ?? onLoopback.get(socket)
 }
 
 /** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback. */

@@ -68,7 +68,6 @@ export function bounceRoute (ctx: RouteContext, req: IncomingMessage, res: Serve
     reject(ctx, res, err, true)
     return true
   }
-  const peer = peerOf(req.socket)
   readBody(req, ctx.maxBodyBytes).then(async (body) => {
     verifyBody(ctx.access, access, req, body)
     const report = parseBounce(req.headers['content-type'], body)
@@ -82,7 +81,7 @@ export function bounceRoute (ctx: RouteContext, req: IncomingMessage, res: Serve
   }).catch((err: unknown) => {
     if (err instanceof IncompleteBodyError) {
       ctx.counters.rejected++
-      ctx.noteRefusal(err.code, `incomplete bounce report from ${peer ?? 'unknown'} dropped: ${err.message}`)
+      ctx.noteRefusal(err.code, `incomplete bounce report from ${peerOf(req.socket) ?? 'unknown'} dropped: ${err.message}`)
       return
     }
     reject(ctx, res, err, !req.complete)

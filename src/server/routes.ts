@@ -13,7 +13,6 @@ import { countIncomplete, reject, type RouteContext } from './route-context.ts'
 /** `POST /jobs/:type` on node:http: read, verify, validate, store durably, then 202. */
 function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, access: Access, type: string): void {
   // Everything up to readBody() is synchronous: the body must be taken before any await.
-  const peer = peerOf(req.socket)
   const started = performance.now()
   let handler: JobHandler<unknown>
   try {
@@ -28,7 +27,7 @@ function postJob (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, 
     afterAnswer(ctx, stored, started)
   }).catch((err: unknown) => {
     if (err instanceof IncompleteBodyError) {
-      countIncomplete(ctx, peer, err) // the client went away mid-body
+      countIncomplete(ctx, peerOf(req.socket), err) // the client went away mid-body
       return
     }
     reject(ctx, res, err, !req.complete)

@@ -21,30 +21,21 @@ export interface IntakeConfig {
   inFlight: InFlight
   /** Gives the socket to node:http; its buffered bytes start with the head of the request to serve. */
   handOff: (socket: Socket) => void
+  /** The connection closed or went to node:http: the intake is finished with it. */
+  gone: (connection: IntakeConnection) => void
   maxHeaderSize: number
   headersTimeoutMs: number
   requestTimeoutMs: number
   keepAliveTimeoutMs: number
 }
 
-/** The request being read. */
+/** The request being read; `admitted`: what passed the checks before the body, undefined once refused. */
 interface Message {
-  slot: Slot
-  type: string
-  /** What passed the checks before the body; undefined once refused. */
-  admitted: Admitted | undefined
-  headers: ReturnType<typeof headersOf>
-  chunks: Buffer[]
-  received: number
-  keepAlive: boolean
-  started: number
-  refused: boolean
+  slot: Slot, type: string, admitted: Admitted | undefined, headers: ReturnType<typeof headersOf>
+  chunks: Buffer[], received: number, keepAlive: boolean, started: number, refused: boolean
 }
 
-/**
- * Past this many answers waiting (pipelined requests), reading pauses; it resumes once fewer than
- * half wait. Not at none: the request being read may hold a place whose body is still to come.
- */
+/** Past this many answers waiting (pipelined requests) reading pauses, until fewer than half wait (not none: the request being read may hold a place). */
 const MAX_WAITING_ANSWERS = 32
 
 type State = 'open' | 'handoff' | 'closing' | 'gone'
@@ -234,13 +225,13 @@ export class IntakeConnection {
   }
 
   readonly #onError = (): void => {} // ECONNRESET and the like: 'close' follows
-
   readonly #onClose = (): void => {
     const wasOpen = this.#state === 'open'
     this.#state = 'gone'
     if (wasOpen && this.#messageAt !== 0) this.#incomplete()
     this.#answers.drop()
     releaseParser(this.#parser)
+    this.#cfg.gone(this)
   }
 
   #parseError (err: ParseError): void {
@@ -278,19 +269,19 @@ export class IntakeConnection {
     socket.off('error', this.#onError)
     socket.off('close', this.#onClose)
     releaseParser(this.#parser)
+    this.#cfg.gone(this)
     socket.unshift(head)
     this.#cfg.handOff(socket)
     if (this.#paused) socket.resume()
   }
 
-  /** Called about once a second: the timeouts node:http would apply. True once it is finished with. */
-  check (now: number): boolean {
+  /** Called about once a second: the timeouts node:http would apply. */
+  check (now: number): void {
     const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = this.#cfg
-    if (this.#state === 'gone') return true
     if (this.#state === 'closing') {
       if (now - this.#closingSince > LINGER_MS) this.#socket.destroy()
     } else if (this.#state !== 'open') {
-      return false
+      // handed off, or gone
     } else if (this.#messageAt !== 0) {
       if (!this.#headersDone && now - this.#messageAt > headersTimeoutMs) {
         this.#refuseRaw(408, new RequestTimeoutError(`request headers not complete within ${headersTimeoutMs} ms`))
@@ -300,7 +291,6 @@ export class IntakeConnection {
     } else if (this.#answers.size === 0 && now - this.#idleSince > keepAliveTimeoutMs) {
       this.#socket.destroy()
     }
-    return false
   }
 
   /** Ends the connection now (a stop after its grace). */

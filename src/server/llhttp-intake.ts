@@ -39,13 +39,15 @@ export function installIntake (server: Server, ctx: RouteContext, inFlight: InFl
   const cfg: IntakeConfig = {
     ctx, llhttp, inFlight, maxHeaderSize, ...options,
     handOff: (socket) => nodeListener.call(server, socket),
+    // At once: a connection kept until the next check would outlive young-generation GCs, its socket with it.
+    gone: (connection) => connections.delete(connection),
   }
   server.on('connection', (socket: Socket) => {
     connections.add(new IntakeConnection(socket, cfg))
   })
   const timer = setInterval(() => {
     const now = Date.now()
-    for (const connection of connections) if (connection.check(now)) connections.delete(connection)
+    for (const connection of connections) connection.check(now)
   }, options.checkIntervalMs)
   timer.unref()
   server.once('close', () => clearInterval(timer))

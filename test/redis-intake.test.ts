@@ -87,7 +87,7 @@ async function holders (redis: RedisFixture, type: string): Promise<{ of: Map<st
 }
 
 /** A line of CREATE_JOBS that MONITOR shows as it is (no quote, no newline). */
-const INTAKE_MARK = 'local stride, from = 6, 2'
+const INTAKE_MARK = 'local type = ARGV[2]'
 
 /**
  * Counts the intake script calls (EVALSHA of CREATE_JOBS, or EVAL where a connection sends the
@@ -276,7 +276,7 @@ test('a record whose chunks were never queued (a crash between the two writes) r
   const rt = (kind: string): string => `${redis.prefix}:rt:${kind}`
   await (raw as unknown as { rtCreateJobs: (...a: Array<string | number>) => Promise<unknown> }).rtCreateJobs(
     7, rt('stats'), rt('index'), rt('index:queued'), rt('seq'), rt('unchunked'), rt(`job:${key}`), rt(`dedup:${key}`),
-    Date.now(), 'items', '{}', 12, 2, key, 7)
+    Date.now(), 'items', '{}', `12 2 ${key} 7 0`)
   assert.equal(await waitingChunks(redis, 'items'), 0, 'the record has no chunk')
 
   // The sender got no 202 and resends, with a different body even: the first job's two chunks are queued.

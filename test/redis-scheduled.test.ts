@@ -34,7 +34,7 @@ async function crashedScheduledIntake (redis: RedisFixture, id: string, items: n
     const rt = (kind: string): string => `${redis.prefix}:rt:${kind}`
     await (raw as unknown as { rtCreateJobs: (...a: Array<string | number>) => Promise<unknown> }).rtCreateJobs(
       6, rt('stats'), rt('index'), rt('index:queued'), rt('seq'), rt('unchunked'), rt(`job:${id}`),
-      Date.now() - ageMs, '+notBefore', 'items', '{}', items, Math.ceil(items / CHUNK_SIZE), id, 0, notBefore)
+      Date.now() - ageMs, 'items', '{}', `${items} ${Math.ceil(items / CHUNK_SIZE)} ${id} 0 ${notBefore}`)
   } finally {
     raw.disconnect()
   }

@@ -54,7 +54,7 @@ async function crashedIntake (redis: RedisFixture, id: string, items: number, ag
     const chunks = Math.ceil(items / CHUNK_SIZE)
     await (raw as unknown as { rtCreateJobs: (...a: Array<string | number>) => Promise<unknown> }).rtCreateJobs(
       6, rt('stats'), rt('index'), rt('index:queued'), rt('seq'), rt('unchunked'), rt(`job:${id}`),
-      Date.now() - ageMs, 'items', '{}', items, chunks, id, 0)
+      Date.now() - ageMs, 'items', '{}', `${items} ${chunks} ${id} 0 0`)
   } finally {
     raw.disconnect()
   }

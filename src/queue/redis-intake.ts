@@ -25,10 +25,12 @@ export interface ChunkJob { name: string, data: ChunkData, opts: JobsOptions }
 
 /** An add waiting for its batch to be written. */
 interface PendingAdd { id: string, dedup: string | undefined, type: string, payload: string, items: number, chunks: number, notBefore: number, resolve: (r: AddResult) => void, reject: (e: StoreError) => void }
-/** Adds written together; `due` once the turn that opened it has ended. */
-interface Batch { adds: PendingAdd[], chars: number, due: boolean }
-/** A reply of CREATE_JOBS: created (1) or not, the id, and for a duplicate the first job's total, chunks, type and notBefore. */
-type CreateReply = [number, string, string?, string?, string?, string?]
+/** Adds written together; `due` once a turn has brought it no add (`seen`: its adds at the end of the last turn). */
+interface Batch { adds: PendingAdd[], chars: number, due: boolean, seen: number, openedAt: number }
+/** A batch that keeps growing is written this long after its first add at the latest. */
+const MAX_WAIT_MS = 4
+/** A reply of CREATE_JOBS: 1 when created; for a duplicate 0, the first job's id and, when its record is there, its total, chunks, type and notBefore. */
+type CreateReply = 1 | [0, string, string?, string?, string?, string?]
 
 export function storeError (op: string, cause: unknown): StoreError {
   return new StoreError(`Redis ${op} failed: ${(cause as Error).message}`, { cause })
@@ -51,11 +53,11 @@ export interface RedisIntakeOptions {
 }
 
 /**
- * Adds are written in batches (issue 11): one script call for every record and dedup check,
- * then one addBulk per job type for the chunks; each add settles with its batch. A batch is
- * written when the turn that opened it ends (a setImmediate: a lone add waits for no timer), or,
- * while another batch is being written, when that write ends: the adds of the turns in between
- * share it (a group commit, as on SQLite). A full batch is written at once.
+ * Adds are written in batches (issue 11): per job type one script call for every record and
+ * dedup check, with the chunks behind it; each add settles with its batch. A batch is due after
+ * the first event-loop turn that brought it no add, or {@link MAX_WAIT_MS} after its first (a lone
+ * add waits one turn, as on SQLite), and is written then, or, while another batch is being
+ * written, when that write ends. A full batch is written at once.
  */
 export class RedisIntake {
   readonly #redis: Redis
@@ -98,15 +100,23 @@ export class RedisIntake {
       let batch = this.#batch
       if (batch === undefined || batch.adds.length >= BATCH_MAX || batch.chars >= BATCH_MAX_CHARS) {
         if (batch?.due === true) this.#write(batch) // full while it waited for a write: it gains nothing by waiting on
-        const next: Batch = batch = this.#batch = { adds: [], chars: 0, due: false }
-        setImmediate(() => {
-          next.due = true
-          if (this.#writing === 0 || this.#batch !== next) this.#write(next)
-        })
+        const next: Batch = batch = this.#batch = { adds: [], chars: 0, due: false, seen: 0, openedAt: performance.now() }
+        setImmediate(() => this.#turnEnded(next))
       }
       batch.adds.push({ id, dedup: job.dedupKey, type: job.type, payload, items: job.items, chunks: this.#chunkCount(job.items), notBefore: job.notBefore ?? 0, resolve, reject })
       batch.chars += payload.length
     })
+  }
+
+  /** A turn has ended: a batch that grew in it waits for the next (up to {@link MAX_WAIT_MS}), else it is due. */
+  #turnEnded (batch: Batch): void {
+    if (this.#batch === batch && batch.adds.length > batch.seen && performance.now() - batch.openedAt < MAX_WAIT_MS) {
+      batch.seen = batch.adds.length
+      setImmediate(() => this.#turnEnded(batch))
+      return
+    }
+    batch.due = true
+    if (this.#writing === 0 || this.#batch !== batch) this.#write(batch)
   }
 
   #write (batch: Batch): void {
@@ -149,11 +159,12 @@ export class RedisIntake {
     const client = await this.#clientOf(queue)
     const keys = [...this.#intakeKeys]
     for (const a of adds) keys.push(this.#jobKey + a.id)
-    const args: Array<string | number> = [Date.now(), '+notBefore']
+    // Two arguments per job: each costs the client an encoding, whatever its size.
+    const args: Array<string | number> = [Date.now(), type]
     for (const a of adds) {
       let dedup = 0
       if (a.dedup !== undefined) dedup = keys.push(this.#dedupKey + a.dedup)
-      args.push(a.type, a.payload, a.items, a.chunks, a.id, dedup, a.notBefore)
+      args.push(a.payload, `${a.items} ${a.chunks} ${a.id} ${dedup} ${a.notBefore}`)
     }
     const created = callScript(client, 'rtCreateJobs', keys.length, ...keys, ...args) as Promise<CreateReply[]>
     const sure = this.#chunksOf(type, adds.filter((a) => a.dedup === undefined))
@@ -167,7 +178,8 @@ export class RedisIntake {
     const late: ChunkJob[] = []
     const queued = new Set<string>()
     adds.forEach((a, i) => {
-      const [isNew, id, firstTotal, firstChunks, firstType, firstNotBefore] = replies[i] as CreateReply
+      const reply = replies[i] as CreateReply
+      const [isNew, id, firstTotal, firstChunks, firstType, firstNotBefore] = reply === 1 ? [1, a.id] : reply
       results.set(a, { id, duplicate: isNew === 0 })
       if (a.dedup === undefined) {
         queued.add(id)

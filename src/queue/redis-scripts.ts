@@ -21,13 +21,13 @@ end
 /**
  * Intake of a batch of jobs in one call (issue 11: one round trip per event-loop turn, not per job).
  * KEYS: stats, index, index:queued, seq, unchunked, then each job's job key, then the dedup keys of
- * the jobs that have one. ARGV: now, then per job: type, payload, total, chunks, id, and the position of its
- * dedup key in KEYS (0: none; a job without one is a duplicate only when its id exists). With the
- * marker `+notBefore` after now, each job has a seventh field: its not-before time (epoch ms, 0: none);
+ * the jobs that have one. ARGV: now, the jobs' type, then per job its payload and
+ * `<total> <chunks> <id> <d> <notBefore>`: d is the position of its dedup key in KEYS (0: none; a
+ * job without one is a duplicate only when its id exists), notBefore its not-before time (epoch ms, 0: none);
  * such a job is stored `scheduled` (in `index:scheduled` and in `scheduled`, scored by that time,
  * both named after KEYS[2] as REINDEX names its keys) until a chunk starts or the sweep's PROMOTE.
  * Jobs are taken in order, so a job of the batch with the dedup key of an earlier one is its
- * duplicate. Returns one reply per job: { 1, id } when created; { 0, first id, total, chunks,
+ * duplicate. Returns one reply per job: 1 when created (under its id); { 0, first id, total, chunks,
  * type, notBefore } when the dedup key (the trigger's webhook-id) or the id was seen before, with the first
  * job's shape, so the caller can queue its chunks again (they may be missing after a crash); or
  * { 0, first id } when that record is gone. The first job's record is read under a key derived
@@ -38,13 +38,12 @@ end
 export const CREATE_JOBS = `
 local out = {}
 local queued, scheduled, items = 0, 0, 0
-local stride, from = 6, 2
-if ARGV[2] == '+notBefore' then stride, from = 7, 3 end
-local n = (#ARGV - from + 1) / stride
-for i = 1, n do
-  local a = from + stride * (i - 1)
-  local job, total, id, d = KEYS[5 + i], ARGV[a + 2], ARGV[a + 4], tonumber(ARGV[a + 5])
-  local notBefore = stride == 7 and tonumber(ARGV[a + 6]) or 0
+local type = ARGV[2]
+for i = 1, (#ARGV - 2) / 2 do
+  local a = 1 + 2 * i
+  local total, chunks, id, d, notBefore = string.match(ARGV[a + 1], '^(%d+) (%d+) (%S+) (%d+) (%d+)$')
+  local job = KEYS[5 + i]
+  d, notBefore = tonumber(d), tonumber(notBefore)
   local first = d > 0 and redis.call('GET', KEYS[d]) or nil
   local firstJob = job
   if first then
@@ -57,11 +56,11 @@ for i = 1, n do
     if h[1] then out[i] = { 0, first, h[1], h[2], h[3], h[4] or '0' } else out[i] = { 0, first } end
   else
     local seq = redis.call('INCR', KEYS[4])
-    local fields = { 'type', ARGV[a], 'payload', ARGV[a + 1], 'total', total, 'chunks', ARGV[a + 3],
+    local fields = { 'type', type, 'payload', ARGV[a], 'total', total, 'chunks', chunks,
       'state', notBefore > 0 and 'scheduled' or 'queued', 'createdAt', ARGV[1], 'done', 0, 'failed', 0, 'attempts', 0, 'seq', seq }
     if notBefore > 0 then
       fields[#fields + 1] = 'notBefore'
-      fields[#fields + 1] = ARGV[a + 6]
+      fields[#fields + 1] = notBefore
     end
     if d > 0 then
       redis.call('SET', KEYS[d], id)
@@ -80,7 +79,7 @@ for i = 1, n do
     end
     redis.call('ZADD', KEYS[5], ARGV[1], id)
     items = items + tonumber(total)
-    out[i] = { 1, id }
+    out[i] = 1
   end
 end
 if queued > 0 then redis.call('HINCRBY', KEYS[1], 'jobs:queued', queued) end

@@ -1,5 +1,6 @@
 // `rawtrigger/client`: the trigger client alone (trigger, buildRequest, fireMany, the pool,
-// signatures, errors). Loads node:net, node:tls, node:crypto and these files, nothing else.
+// signatures, errors). Loads node:net and these files, nothing else; node:tls with the first https://
+// trigger, node:crypto with the first signature (src/lazy-require.ts).
 export * from './errors.ts'
 export { buildRequest, USER_AGENT } from './net/request-bytes.ts'
 export type { Body, HeaderInput, RequestOptions } from './net/request-bytes.ts'

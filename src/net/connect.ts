@@ -1,5 +1,9 @@
 import net, { type Socket } from 'node:net'
-import tls, { type ConnectionOptions } from 'node:tls'
+import type { ConnectionOptions } from 'node:tls'
+import { lazyRequire } from '../lazy-require.ts'
+
+/** node:tls, loaded by the first https:// trigger: an http:// caller's import pays nothing for it. */
+const tls = lazyRequire<typeof import('node:tls')>('node:tls')
 import { InvalidOptionError } from '../errors.ts'
 import type { Target } from './request-bytes.ts'
 
@@ -42,7 +46,7 @@ export function openSocket (target: Target, tlsOptions: TlsOptions | undefined, 
     ? { ...tlsOptions, host: target.hostname, port: target.port }
     : { ...tlsOptions, path: socketPath }
   if (!target.ip) options.servername = target.hostname
-  return tls.connect(options)
+  return tls().connect(options)
 }
 
 /** `host:port` for messages, IPv6 in brackets; `unix:/path` for a Unix-domain socket. */

@@ -1,4 +1,7 @@
-import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
+import { lazyRequire } from '../lazy-require.ts'
+
+/** node:crypto, loaded by the first signature, secret or check: a trigger without a secret pays nothing for it. */
+const nodeCrypto = lazyRequire<typeof import('node:crypto')>('node:crypto')
 import {
   InvalidOptionError,
   InvalidSecretError,
@@ -79,12 +82,12 @@ export function secretKey (secret: Secret): Buffer {
 
 /** A new secret: `whsec_` + base64 of 32 random bytes. */
 export function generateSecret (): string {
-  return SECRET_PREFIX + randomBytes(SECRET_BYTES).toString('base64')
+  return SECRET_PREFIX + nodeCrypto().randomBytes(SECRET_BYTES).toString('base64')
 }
 
 /** `v1,<base64 HMAC-SHA256 of "id.timestamp.payload">`. */
 export function signature (key: Buffer, id: string, timestamp: number, payload: string | Uint8Array): string {
-  const hmac = createHmac('sha256', key).update(`${id}.${timestamp}.`)
+  const hmac = nodeCrypto().createHmac('sha256', key).update(`${id}.${timestamp}.`)
   hmac.update(payload)
   return 'v1,' + hmac.digest('base64')
 }
@@ -95,7 +98,7 @@ export function signature (key: Buffer, id: string, timestamp: number, payload: 
  */
 export function sign (secret: Secret, payload: string | Uint8Array, options: SignOptions = {}): WebhookHeaders {
   const key = secretKey(secret)
-  const id = options.id ?? 'msg_' + randomUUID()
+  const id = options.id ?? 'msg_' + globalThis.crypto.randomUUID()
   if (!MSG_ID_RE.test(id)) throw new InvalidOptionError(`webhook id must be 1-255 visible ASCII characters (got ${JSON.stringify(id)})`)
   const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000)
   if (!Number.isSafeInteger(timestamp) || timestamp < 0) {
@@ -145,7 +148,7 @@ export function verify (
     const comma = entry.indexOf(',')
     if (comma === -1 || entry.slice(0, comma) !== 'v1') continue // other schemes (v1a, …) are not ours to check
     const given = Buffer.from(entry.slice(comma + 1), 'base64')
-    if (given.length === expected.length && timingSafeEqual(given, expected)) return { id, timestamp }
+    if (given.length === expected.length && nodeCrypto().timingSafeEqual(given, expected)) return { id, timestamp }
   }
   throw new SignatureMismatchError('no webhook-signature entry matches the payload')
 }

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { ConnectError, InvalidOptionError, TriggerError, WriteError } from '../errors.ts'
 import { checkSocketPath, CONNECT_TIMEOUT_MS, describe, openSocket, type TlsOptions } from './connect.ts'
@@ -163,7 +162,7 @@ export function createTriggerPool (url: string | URL, options: TriggerPoolOption
       let bytes: Buffer
       try {
         const headers = { ...request.headers }
-        if (!Object.keys(headers).some((h) => h.toLowerCase() === 'webhook-id')) headers['webhook-id'] = 'rt_' + randomUUID().replaceAll('-', '')
+        if (!Object.keys(headers).some((h) => h.toLowerCase() === 'webhook-id')) headers['webhook-id'] = 'rt_' + globalThis.crypto.randomUUID().replaceAll('-', '')
         bytes = assemble(target, { ...request, headers }, 'keep-alive')
       } catch (err) {
         return Promise.reject(err)

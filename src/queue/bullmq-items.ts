@@ -3,7 +3,7 @@ import type { Logger } from '../log.ts'
 import type { ItemEvent, JobContext } from './handler.ts'
 import { ItemBatch, type ItemMark } from './item-batch.ts'
 import type { RedisControl } from './redis-control.ts'
-import { parseItem } from './redis-scripts.ts'
+import { parseItem } from './redis-call.ts'
 import type { DueItem, ItemOutcome } from './types.ts'
 
 // Payloads parsed per process: a 100,000-recipient list is parsed once, not once per chunk.

@@ -1,59 +1,8 @@
 import type { Redis } from 'ioredis'
-import { callScript, REINDEX } from './redis-scripts.ts'
+import { CANCEL, PURGE, RETRY } from './redis-scripts.ts'
+import { callScript } from './redis-call.ts'
 import { LIST_LIMIT, LIST_LIMIT_MAX, PURGE_BATCH } from './control-limits.ts'
 import type { ControlResult, JobList, JobListQuery, JobState, JobSummary, StoreStats, Suppression, SuppressionList } from './types.ts'
-
-/**
- * KEYS: job, items, errors, stats, finished. ARGV: id. Failed items become fresh pending ones; the
- * job goes back to queued (from done or failed) with the counters, and out of the retention index.
- * Returns the retried indexes; none for a cancelled job, whose unsent items must stay unsent.
- */
-const RETRY = REINDEX + `
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state or state == 'cancelled' then return {} end
-local idx = redis.call('ZRANGE', KEYS[3], 0, -1)
-local retried = {}
-for _, i in ipairs(idx) do
-  local cur = redis.call('HGET', KEYS[2], i)
-  if cur and string.sub(cur, 1, 1) == 'f' then
-    redis.call('HSET', KEYS[2], i, 'p|0|0|')
-    redis.call('ZREM', KEYS[3], i)
-    retried[#retried + 1] = i
-  end
-end
-local n = #retried
-if n == 0 then return retried end
-redis.call('HINCRBY', KEYS[1], 'failed', -n)
-redis.call('HINCRBY', KEYS[4], 'items:failed', -n)
-if state == 'done' or state == 'failed' then
-  redis.call('HSET', KEYS[1], 'state', 'queued')
-  reindex(KEYS[1], ARGV[1], state, 'queued')
-  redis.call('HDEL', KEYS[1], 'finishedAt', 'error')
-  redis.call('ZREM', KEYS[5], ARGV[1])
-  redis.call('HINCRBY', KEYS[4], 'jobs:' .. state, -1)
-  redis.call('HINCRBY', KEYS[4], 'jobs:queued', 1)
-end
-return retried
-`
-
-/** KEYS: job, items, errors, chunks, stats, index, finished. ARGV: id. Deletes one job and its counts. */
-const PURGE = REINDEX + `
-local h = redis.call('HMGET', KEYS[1], 'state', 'total', 'done', 'failed', 'closedOpen', 'dedup')
-if h[1] then
-  reindex(KEYS[1], ARGV[1], h[1], nil)
-  -- 0 - x, not -x: Lua writes -0 for a zero, which HINCRBY refuses.
-  redis.call('HINCRBY', KEYS[5], 'jobs:' .. h[1], -1)
-  redis.call('HINCRBY', KEYS[5], 'items:total', 0 - tonumber(h[2]))
-  redis.call('HINCRBY', KEYS[5], 'items:done', 0 - tonumber(h[3]))
-  redis.call('HINCRBY', KEYS[5], 'items:failed', 0 - tonumber(h[4]))
-  redis.call('HINCRBY', KEYS[5], 'items:closed', 0 - tonumber(h[5] or '0'))
-  if h[6] then redis.call('DEL', h[6]) end
-end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1] - 4) .. 'active:' .. ARGV[1])
-redis.call('ZREM', KEYS[6], ARGV[1])
-redis.call('ZREM', KEYS[7], ARGV[1])
-return 1
-`
 
 /**
  * A job hash as the API lists it. A `scheduled` record whose time has come reads `queued`: the
@@ -94,19 +43,7 @@ export class RedisControl implements SuppressionList {
     this.#unqueue = unqueue
     redis.defineCommand('rtRetry', { numberOfKeys: 5, lua: RETRY })
     redis.defineCommand('rtPurge', { numberOfKeys: 7, lua: PURGE })
-    redis.defineCommand('rtCancel', { numberOfKeys: 3, lua: REINDEX + `
-      local s = redis.call('HGET', KEYS[1], 'state')
-      if s ~= 'scheduled' and s ~= 'queued' and s ~= 'running' then return s end
-      reindex(KEYS[1], ARGV[2], s, 'cancelled')
-      local h = redis.call('HMGET', KEYS[1], 'total', 'done', 'failed')
-      local open = tonumber(h[1]) - tonumber(h[2]) - tonumber(h[3])
-      -- Unsent items leave the pending count; one in flight that ends later gives its share back.
-      redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finishedAt', ARGV[1], 'closedOpen', open)
-      redis.call('HINCRBY', KEYS[2], 'items:closed', open)
-      redis.call('HINCRBY', KEYS[2], 'jobs:' .. s, -1)
-      redis.call('HINCRBY', KEYS[2], 'jobs:cancelled', 1)
-      redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
-      return 'cancelled'` })
+    redis.defineCommand('rtCancel', { numberOfKeys: 3, lua: CANCEL })
   }
 
   #call (name: string, ...args: Array<string | number>): Promise<unknown> {

@@ -1,8 +1,7 @@
-import type { Redis } from 'ioredis'
-
-// Lua run atomically by Redis: each keeps a job's record, its items and the global counters in
-// step, whichever process calls it. Items are stored as "state|attempts|dueAt|error" with state
-// p (pending), d (done) or f (failed); an absent item is pending with no attempts.
+// All of rawtrigger's Lua, run atomically by Redis: each keeps a job's record, its items and the
+// global counters in step, whichever process calls it. Items are stored as "state|attempts|dueAt|error"
+// with state p (pending), d (done) or f (failed); an absent item is pending with no attempts. Keys
+// come in KEYS except those named after another (REINDEX's indexes, a dedup key's first job).
 
 /**
  * Lua shared by the scripts that move a job between states: keeps the per-state index
@@ -88,11 +87,7 @@ if items > 0 then redis.call('HINCRBY', KEYS[1], 'items:total', items) end
 return out
 `
 
-/**
- * KEYS: job, stats, finished. ARGV: new state, now, error, id. Moves a job between states and the
- * counters with it; done, failed and cancelled are final (and enter the retention index).
- * Returns the state the job is in afterwards.
- */
+/** KEYS: job, stats, finished. ARGV: new state, now, error, id. Moves a job and the counters; done, failed, cancelled are final (and enter the retention index); returns the state afterwards. */
 export const SET_STATE = REINDEX + `
 local old = redis.call('HGET', KEYS[1], 'state')
 if not old then return false end
@@ -119,10 +114,7 @@ if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
 return ARGV[1]
 `
 
-/**
- * KEYS: job, items, errors, stats. ARGV: index, outcome (done|failed|retry), error, retryAt.
- * A repeat for an item already done or failed changes nothing (returns 0).
- */
+/** KEYS: job, items, errors, stats. ARGV: index, outcome (done|failed|retry), error, retryAt. A repeat for an item already done or failed changes nothing (returns 0). */
 export const MARK_ITEM = `
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
 local attempts = 0
@@ -237,23 +229,70 @@ redis.call('HINCRBY', KEYS[2], 'jobs:queued', 1)
 return 1
 `
 
-/** Runs a script registered with `defineCommand` (ioredis adds it as a method, untyped). */
-export function callScript (redis: Redis, name: string, ...args: Array<string | number>): Promise<unknown> {
-  return (redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[name]!(...args)
-}
+/**
+ * KEYS: job, items, errors, stats, finished. ARGV: id. Failed items become fresh pending ones; the
+ * job goes back to queued (from done or failed) with the counters, and out of the retention index.
+ * Returns the retried indexes; none for a cancelled job, whose unsent items must stay unsent.
+ */
+export const RETRY = REINDEX + `
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'cancelled' then return {} end
+local idx = redis.call('ZRANGE', KEYS[3], 0, -1)
+local retried = {}
+for _, i in ipairs(idx) do
+  local cur = redis.call('HGET', KEYS[2], i)
+  if cur and string.sub(cur, 1, 1) == 'f' then
+    redis.call('HSET', KEYS[2], i, 'p|0|0|')
+    redis.call('ZREM', KEYS[3], i)
+    retried[#retried + 1] = i
+  end
+end
+local n = #retried
+if n == 0 then return retried end
+redis.call('HINCRBY', KEYS[1], 'failed', -n)
+redis.call('HINCRBY', KEYS[4], 'items:failed', -n)
+if state == 'done' or state == 'failed' then
+  redis.call('HSET', KEYS[1], 'state', 'queued')
+  reindex(KEYS[1], ARGV[1], state, 'queued')
+  redis.call('HDEL', KEYS[1], 'finishedAt', 'error')
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  redis.call('HINCRBY', KEYS[4], 'jobs:' .. state, -1)
+  redis.call('HINCRBY', KEYS[4], 'jobs:queued', 1)
+end
+return retried
+`
 
-/** One stored item, parsed. */
-export interface ItemRecord {
-  state: 'p' | 'd' | 'f'
-  attempts: number
-  dueAt: number
-  error: string
-}
+/** KEYS: job, items, errors, chunks, stats, index, finished. ARGV: id. Deletes one job and its counts. */
+export const PURGE = REINDEX + `
+local h = redis.call('HMGET', KEYS[1], 'state', 'total', 'done', 'failed', 'closedOpen', 'dedup')
+if h[1] then
+  reindex(KEYS[1], ARGV[1], h[1], nil)
+  -- 0 - x, not -x: Lua writes -0 for a zero, which HINCRBY refuses.
+  redis.call('HINCRBY', KEYS[5], 'jobs:' .. h[1], -1)
+  redis.call('HINCRBY', KEYS[5], 'items:total', 0 - tonumber(h[2]))
+  redis.call('HINCRBY', KEYS[5], 'items:done', 0 - tonumber(h[3]))
+  redis.call('HINCRBY', KEYS[5], 'items:failed', 0 - tonumber(h[4]))
+  redis.call('HINCRBY', KEYS[5], 'items:closed', 0 - tonumber(h[5] or '0'))
+  if h[6] then redis.call('DEL', h[6]) end
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1] - 4) .. 'active:' .. ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1])
+return 1
+`
 
-/** Parses "state|attempts|dueAt|error"; null (absent) is a fresh pending item. */
-export function parseItem (value: string | null): ItemRecord {
-  if (value === null) return { state: 'p', attempts: 0, dueAt: 0, error: '' }
-  const [state, attempts, dueAt] = value.split('|', 3) as [string, string, string]
-  const error = value.slice(state.length + attempts.length + dueAt.length + 3)
-  return { state: state as ItemRecord['state'], attempts: Number(attempts), dueAt: Number(dueAt), error }
-}
+/** KEYS: job, stats, finished. ARGV: now, id. Cancels a job not yet finished; returns the state it is in afterwards. */
+export const CANCEL = REINDEX + `
+local s = redis.call('HGET', KEYS[1], 'state')
+if s ~= 'scheduled' and s ~= 'queued' and s ~= 'running' then return s end
+reindex(KEYS[1], ARGV[2], s, 'cancelled')
+local h = redis.call('HMGET', KEYS[1], 'total', 'done', 'failed')
+local open = tonumber(h[1]) - tonumber(h[2]) - tonumber(h[3])
+-- Unsent items leave the pending count; one in flight that ends later gives its share back.
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finishedAt', ARGV[1], 'closedOpen', open)
+redis.call('HINCRBY', KEYS[2], 'items:closed', open)
+redis.call('HINCRBY', KEYS[2], 'jobs:' .. s, -1)
+redis.call('HINCRBY', KEYS[2], 'jobs:cancelled', 1)
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
+return 'cancelled'
+`

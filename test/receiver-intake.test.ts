@@ -120,3 +120,26 @@ test('40 pipelined jobs in one write, the last body in a later one: reading paus
   const statuses = responses(Buffer.concat(chunks).toString('latin1')).map((a) => a.status)
   assert.deepEqual(statuses, Array.from({ length: 40 }, () => 202), `got ${statuses.join(' ')}`)
 })
+
+test('one keep-alive connection, request after request with pauses between: a job on the intake, then GETs and a job through node:http after the handoff', async (t) => {
+  const { r, job, nodeRequests } = await recorder(t)
+  const socket = net.connect(r.port, '127.0.0.1')
+  t.after(() => socket.destroy())
+  let text = ''
+  socket.setEncoding('utf8')
+  socket.on('data', (d: string) => { text += d })
+  const answered = async (n: number): Promise<void> => {
+    for (let i = 0; i < 200 && responses(text).length < n; i++) await sleep(10)
+  }
+  const get = `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`
+  const steps = [post(r, job), get, get, post(r, job), get]
+  for (const [i, step] of steps.entries()) {
+    socket.write(step)
+    await answered(i + 1)
+    await sleep(50) // each request in a read of its own, after the last answer
+  }
+  assert.deepEqual(responses(text).map((a) => a.status), [202, 200, 200, 202, 200], text)
+  assert.equal(nodeRequests(), 4, 'node:http served every request from the first GET on')
+  assert.equal(socket.destroyed, false, 'the connection is still open')
+  assert.equal((await getStats(r.url)).accepted, 2)
+})

@@ -1,6 +1,9 @@
 import type { Socket } from 'node:net'
 import type { InFlight } from './in-flight.ts'
 
+/** Past this many answers waiting (pipelined requests) a connection stops reading, until fewer than half wait (not none: the request being read may hold a place). */
+export const MAX_WAITING_ANSWERS = 32
+
 /** An answer's place in a connection's order; `text` is set once it is known ('' writes nothing). */
 export interface Slot {
   text: string | undefined

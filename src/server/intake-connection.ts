@@ -7,7 +7,8 @@
 import type { Socket } from 'node:net'
 import { BadRequestError, BodyTooLargeError, IncompleteBodyError, RequestTimeoutError } from '../errors.ts'
 import { peerOf } from './auth.ts'
-import { AnswerQueue, type Slot } from './answer-queue.ts'
+import { AnswerQueue, MAX_WAITING_ANSWERS, type Slot } from './answer-queue.ts'
+import { SocketReader, type ConsumeIndexes } from './socket-reader.ts'
 import type { InFlight } from './in-flight.ts'
 import { admit, afterAnswer, JOB_PATH_RE, storeJob, type Admitted } from './intake.ts'
 import { headBytes, headersOf, jsonAnswer, releaseParser, requestParser, type Llhttp, type Parser, type ParseError } from './llhttp.ts'
@@ -23,10 +24,8 @@ export interface IntakeConfig {
   handOff: (socket: Socket) => void
   /** The connection closed or went to node:http: the intake is finished with it. */
   gone: (connection: IntakeConnection) => void
-  maxHeaderSize: number
-  headersTimeoutMs: number
-  requestTimeoutMs: number
-  keepAliveTimeoutMs: number
+  /** node:http's limits, which the intake applies the same way. */
+  maxHeaderSize: number, headersTimeoutMs: number, requestTimeoutMs: number, keepAliveTimeoutMs: number
 }
 
 /** The request being read; `admitted`: what passed the checks before the body, undefined once refused. */
@@ -35,12 +34,9 @@ interface Message {
   chunks: Buffer[], received: number, keepAlive: boolean, started: number, refused: boolean
 }
 
-/** Past this many answers waiting (pipelined requests) reading pauses, until fewer than half wait (not none: the request being read may hold a place). */
-const MAX_WAITING_ANSWERS = 32
-
 type State = 'open' | 'handoff' | 'closing' | 'gone'
 
-/** See the file's head. */
+/** One connection on the intake (see the file's head). */
 export class IntakeConnection {
   readonly #socket: Socket
   readonly #cfg: IntakeConfig
@@ -58,6 +54,7 @@ export class IntakeConnection {
   #handoffHead: Buffer | undefined
   /** False once node:http has the socket. */
   #owned = true
+  readonly #reader: SocketReader
 
   constructor (socket: Socket, cfg: IntakeConfig) {
     this.#socket = socket
@@ -74,6 +71,7 @@ export class IntakeConnection {
     socket.on('end', this.#onEnd)
     socket.on('error', this.#onError)
     socket.on('close', this.#onClose)
+    this.#reader = new SocketReader(socket, parser, cfg.llhttp.HTTPParser as unknown as ConsumeIndexes, (ret) => this.#afterExecute(ret, undefined))
   }
 
   /** No request in progress and no answer waiting: a stop may close it. */
@@ -83,13 +81,29 @@ export class IntakeConnection {
 
   readonly #onData = (chunk: Buffer): void => {
     if (this.#state !== 'open') return // closing: what still arrives is dropped (lingering close)
-    const parsed = this.#parser.execute(chunk)
+    this.#afterExecute(this.#parser.execute(chunk), chunk)
+  }
+
+  /** A read was parsed (`chunk`: undefined when the parser read the handle itself). */
+  #afterExecute (parsed: number | ParseError, chunk: Buffer | undefined): void {
     // The callbacks that ran in execute() may have moved the state on.
-    if ((this.#state as State) === 'handoff') {
-      if (typeof parsed === 'number') this.#handOffWhenAnswered(chunk.subarray(parsed))
+    if (this.#state === 'handoff') {
+      // From here the socket's reads go to the stream, as node:http's own parser expects them.
+      const rest = typeof parsed === 'number' ? this.#reader.rest(parsed, chunk) : undefined
+      this.#reader.release()
+      if (rest !== undefined) this.#handOffWhenAnswered(rest)
       return
     }
-    if (typeof parsed !== 'number' && this.#state === 'open') this.#parseError(parsed)
+    if (typeof parsed !== 'number' && this.#state === 'open') {
+      this.#refuseRaw(parsed.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400, new BadRequestError(`Parse Error: ${(parsed as ParseError & { reason?: string }).reason ?? parsed.message}`))
+    }
+    // Closing: what still arrives goes to #onData, which drops it.
+    if (this.#state !== 'open') this.#reader.release()
+  }
+
+  #pause (): void {
+    this.#paused = true
+    this.#reader.pause()
   }
 
   #onBegin (): void {
@@ -151,10 +165,7 @@ export class IntakeConnection {
       const { status, body: json } = errorBody(err)
       this.#answer(message.slot, status, json, !message.keepAlive)
     })
-    if (this.#answers.size >= MAX_WAITING_ANSWERS && !this.#paused) {
-      this.#paused = true
-      this.#socket.pause()
-    }
+    if (this.#answers.size >= MAX_WAITING_ANSWERS && !this.#paused) this.#pause()
   }
 
   /** A refusal before the body was read: answered with `Connection: close`, the rest dropped until the client closes. */
@@ -177,7 +188,7 @@ export class IntakeConnection {
   #onAnswered (): void {
     if (this.#paused && this.#state === 'open' && this.#answers.size < MAX_WAITING_ANSWERS / 2) {
       this.#paused = false
-      this.#socket.resume()
+      this.#reader.resume()
     }
     if (this.#answers.size > 0) return
     this.#idleSince = Date.now()
@@ -185,11 +196,7 @@ export class IntakeConnection {
     else if (this.#ended && this.#state === 'open') this.#close(false)
   }
 
-  /**
-   * Closes after the last answer. `linger`: the client may still be sending a body that was not
-   * read; a close now would make our RST drop the answer in its kernel, so the write side is
-   * closed and what arrives is dropped until it closes or LINGER_MS (as respond.ts does for node:http).
-   */
+  /** Closes after the last answer; `linger`: the client may still send a body we did not read, and our RST would drop the answer in its kernel: the write side closes, what arrives is dropped until it closes or LINGER_MS (as respond.ts does). */
   #close (linger: boolean): void {
     if (this.#state === 'gone') return
     this.#state = 'closing'
@@ -230,13 +237,9 @@ export class IntakeConnection {
     this.#state = 'gone'
     if (wasOpen && this.#messageAt !== 0) this.#incomplete()
     this.#answers.drop()
+    this.#reader.release()
     releaseParser(this.#parser)
     this.#cfg.gone(this)
-  }
-
-  #parseError (err: ParseError): void {
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
-    this.#refuseRaw(status, new BadRequestError(`Parse Error: ${(err as ParseError & { reason?: string }).reason ?? err.message}`))
   }
 
   /** An answer outside the request order (parse error, timeout): pending answers are dropped. */
@@ -252,10 +255,7 @@ export class IntakeConnection {
   #handOffWhenAnswered (rest: Buffer): void {
     this.#handoffHead = Buffer.concat([this.#handoffHead as Buffer, rest])
     if (this.#answers.size === 0) this.#handOff()
-    else {
-      this.#paused = true
-      this.#socket.pause() // what arrives meanwhile stays buffered, behind the head
-    }
+    else this.#pause() // what arrives meanwhile stays buffered, behind the head
   }
 
   #handOff (): void {
@@ -268,6 +268,7 @@ export class IntakeConnection {
     socket.off('end', this.#onEnd)
     socket.off('error', this.#onError)
     socket.off('close', this.#onClose)
+    this.#reader.release()
     releaseParser(this.#parser)
     this.#cfg.gone(this)
     socket.unshift(head)
@@ -280,15 +281,13 @@ export class IntakeConnection {
     const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = this.#cfg
     if (this.#state === 'closing') {
       if (now - this.#closingSince > LINGER_MS) this.#socket.destroy()
-    } else if (this.#state !== 'open') {
-      // handed off, or gone
-    } else if (this.#messageAt !== 0) {
+    } else if (this.#state === 'open' && this.#messageAt !== 0) {
       if (!this.#headersDone && now - this.#messageAt > headersTimeoutMs) {
         this.#refuseRaw(408, new RequestTimeoutError(`request headers not complete within ${headersTimeoutMs} ms`))
       } else if (now - this.#messageAt > requestTimeoutMs) {
         this.#refuseRaw(408, new RequestTimeoutError(`request not complete within ${requestTimeoutMs} ms`))
       }
-    } else if (this.#answers.size === 0 && now - this.#idleSince > keepAliveTimeoutMs) {
+    } else if (this.#state === 'open' && this.#answers.size === 0 && now - this.#idleSince > keepAliveTimeoutMs) {
       this.#socket.destroy()
     }
   }

@@ -1,7 +1,6 @@
 import { ConfigError } from '../errors.ts'
 import { bullmq, ioredis, type Job, type Queue, type Redis, type Worker } from './lazy-packages.ts'
 import { guardSuppressions } from './suppression-guard.ts'
-import type { JobHandler } from './handler.ts'
 import { CHUNK_DONE, CHUNK_PAUSE, CHUNK_START, MARK_ITEM, SET_STATE } from './redis-scripts.ts'
 import { callScript, parseItem } from './redis-call.ts'
 import { ChunkItems } from './bullmq-items.ts'

@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis'
 import { StoreError } from '../errors.ts'
 import { CREATE_JOBS } from './redis-scripts.ts'
 import { callScript } from './redis-call.ts'
+import { TurnGather } from './turn-gather.ts'
 import { jobIdFor } from './types.ts'
 import type { AddResult, CommitStats, NewJob } from './types.ts'
 
@@ -26,12 +27,23 @@ export interface ChunkJob { name: string, data: ChunkData, opts: JobsOptions }
 
 /** An add waiting for its batch to be written. */
 interface PendingAdd { id: string, dedup: string | undefined, type: string, payload: string, items: number, chunks: number, notBefore: number, resolve: (r: AddResult) => void, reject: (e: StoreError) => void }
-/** Adds written together; `due` once a turn has brought it no add (`seen`: its adds at the end of the last turn). */
-interface Batch { adds: PendingAdd[], chars: number, due: boolean, seen: number, openedAt: number }
+/** Adds written together; `due` once a turn has brought it no add (or it is old enough: `gather`). */
+interface Batch { adds: PendingAdd[], chars: number, due: boolean, gather: TurnGather }
 /** A batch that keeps growing is written this long after its first add at the latest. */
 const MAX_WAIT_MS = 4
 /** A reply of CREATE_JOBS: 1 when created; for a duplicate 0, the first job's id and, when its record is there, its total, chunks, type and notBefore. */
 type CreateReply = 1 | [0, string, string?, string?, string?, string?]
+
+/** `items` by `key`, each list in the items' order. */
+function groupBy<T> (items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>()
+  for (const item of items) {
+    const list = groups.get(key(item))
+    if (list === undefined) groups.set(key(item), [item])
+    else list.push(item)
+  }
+  return groups
+}
 
 export function storeError (op: string, cause: unknown): StoreError {
   return new StoreError(`Redis ${op} failed: ${(cause as Error).message}`, { cause })
@@ -101,7 +113,7 @@ export class RedisIntake {
       let batch = this.#batch
       if (batch === undefined || batch.adds.length >= BATCH_MAX || batch.chars >= BATCH_MAX_CHARS) {
         if (batch?.due === true) this.#write(batch) // full while it waited for a write: it gains nothing by waiting on
-        const next: Batch = batch = this.#batch = { adds: [], chars: 0, due: false, seen: 0, openedAt: performance.now() }
+        const next: Batch = batch = this.#batch = { adds: [], chars: 0, due: false, gather: new TurnGather(performance.now(), MAX_WAIT_MS) }
         setImmediate(() => this.#turnEnded(next))
       }
       batch.adds.push({ id, dedup: job.dedupKey, type: job.type, payload, items: job.items, chunks: this.#chunkCount(job.items), notBefore: job.notBefore ?? 0, resolve, reject })
@@ -111,8 +123,7 @@ export class RedisIntake {
 
   /** A turn has ended: a batch that grew in it waits for the next (up to {@link MAX_WAIT_MS}), else it is due. */
   #turnEnded (batch: Batch): void {
-    if (this.#batch === batch && batch.adds.length > batch.seen && performance.now() - batch.openedAt < MAX_WAIT_MS) {
-      batch.seen = batch.adds.length
+    if (this.#batch === batch && batch.gather.grew(batch.adds.length)) {
       setImmediate(() => this.#turnEnded(batch))
       return
     }
@@ -133,12 +144,7 @@ export class RedisIntake {
   async #flush (adds: PendingAdd[]): Promise<void> {
     try {
       if (this.#redis.status !== 'ready') await this.#ready()
-      const byType = new Map<string, PendingAdd[]>()
-      for (const a of adds) {
-        let list = byType.get(a.type)
-        if (list === undefined) byType.set(a.type, list = [])
-        list.push(a)
-      }
+      const byType = groupBy(adds, (a) => a.type)
       const results = new Map<PendingAdd, AddResult>()
       await Promise.all([...byType].map(([type, list]) => this.#flushType(type, list, results)))
       this.#commits.commits += byType.size
@@ -193,16 +199,10 @@ export class RedisIntake {
       if (first === undefined || queued.has(id)) return
       queued.add(id)
       // A scheduled job's chunks wait in BullMQ's delayed set until its time (a duplicate's: the first job's).
-      const delay = Math.max(0, first.notBefore - Date.now())
-      for (let n = 0; n < first.count; n++) late.push(this.#chunkJob(id, first.type, first.total, n, `${id}-c${n}`, delay))
+      late.push(...this.#chunksOfJob(id, first.type, first.total, first.count, first.notBefore))
     })
     // A duplicate's first job may be of another type: its chunks go to that type's queue.
-    const lateByType = new Map<string, ChunkJob[]>()
-    for (const c of late) {
-      const list = lateByType.get(c.name) ?? []
-      if (list.push(c) === 1) lateByType.set(c.name, list)
-    }
-    await Promise.all([...lateByType].map(([t, list]) => this.#queueFor(t).addBulk(list)))
+    await Promise.all([...groupBy(late, (c) => c.name)].map(([t, list]) => this.#queueFor(t).addBulk(list)))
     // Not awaited: should it fail, the sweep finds the records and adds chunks BullMQ already has.
     if (queued.size > 0) this.#redis.zrem(this.#unchunkedKey, ...queued).catch(() => {})
   }
@@ -219,8 +219,7 @@ export class RedisIntake {
     let items = 0
     for (const a of adds) {
       if (a.chunks > 1 || a.notBefore > 0) {
-        const delay = Math.max(0, a.notBefore - Date.now())
-        for (let n = 0; n < a.chunks; n++) out.push(this.#chunkJob(a.id, type, a.items, n, `${a.id}-c${n}`, delay))
+        out.push(...this.#chunksOfJob(a.id, type, a.items, a.chunks, a.notBefore))
         continue
       }
       if (bundle === undefined || items + a.items > this.#chunkSize || parts.length >= BUNDLE_MAX) {
@@ -237,6 +236,12 @@ export class RedisIntake {
       items += a.items
     }
     return out
+  }
+
+  /** The `count` chunk jobs of job `id` under their fixed ids; a scheduled job's wait in BullMQ's delayed set until `notBefore`. */
+  #chunksOfJob (id: string, type: string, total: number, count: number, notBefore: number): ChunkJob[] {
+    const delay = Math.max(0, notBefore - Date.now())
+    return Array.from({ length: count }, (_, n) => this.#chunkJob(id, type, total, n, `${id}-c${n}`, delay))
   }
 
   /** The queue's own connection, with the intake script on it. */

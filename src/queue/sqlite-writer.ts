@@ -3,6 +3,7 @@ import type Database from 'better-sqlite3'
 import { StoreError } from '../errors.ts'
 import { startWorker } from '../worker-thread.ts'
 import { timeOrderedId } from './job-ids.ts'
+import { TurnGather } from './turn-gather.ts'
 import { createInserter, failure, SEP, type FromWriter, type InsertResults, type ToWriter, type WriterData } from './sqlite-insert.ts'
 import { jobIdFor, type AddResult, type CommitStats, type NewJob, type WriterMode } from './types.ts'
 
@@ -37,9 +38,8 @@ export class SqliteWriter {
   readonly #inFlight = new Map<number, Batch>()
   #closing: Promise<void> | undefined
   #onDrained: (() => void) | undefined
-  /** Inline mode: jobs of the open batch at the end of the last turn, and when its first came (see {@link MAX_COMMIT_WAIT_MS}). */
-  #seen = 0
-  #openedAt = 0
+  /** Inline mode: the open batch's gathering (see {@link MAX_COMMIT_WAIT_MS}). */
+  #gather: TurnGather | undefined
   readonly #inline: ((batches: readonly string[]) => InsertResults) | undefined
   readonly stats: CommitStats = { commits: 0, jobs: 0 }
 
@@ -74,16 +74,14 @@ export class SqliteWriter {
     // One batch in flight: what arrives meanwhile goes in the next, sent when this one's answer is back.
     if (this.#outWaiters.length === 0 || this.#inFlight.size > 0) return
     if (this.#inline !== undefined) {
-      const now = performance.now()
-      if (this.#seen === 0) this.#openedAt = now
-      if (this.#outWaiters.length > this.#seen && now - this.#openedAt < MAX_COMMIT_WAIT_MS) {
+      this.#gather ??= new TurnGather(performance.now(), MAX_COMMIT_WAIT_MS)
+      if (this.#gather.grew(this.#outWaiters.length)) {
         // It grew this turn: what the next turn brings joins it.
-        this.#seen = this.#outWaiters.length
         this.#scheduled = true
         setImmediate(() => this.#send())
         return
       }
-      this.#seen = 0
+      this.#gather = undefined
     }
     const batch = this.#nextBatch++
     const jobs = this.#outbox

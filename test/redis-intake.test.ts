@@ -8,7 +8,6 @@ import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { connect } from 'node:net'
 import { test } from 'node:test'
-import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import { createLogger } from '../src/log.ts'
 import { BullmqQueue } from '../src/queue/bullmq-queue.ts'
@@ -17,7 +16,7 @@ import type { ChunkData } from '../src/queue/redis-intake.ts'
 import type { AddResult, NewJob } from '../src/queue/types.ts'
 import { rejectsWith, within } from './helpers/assert-error.ts'
 import { countingHandler } from './helpers/handlers.ts'
-import { keysUnder, openBullmq, useRedis, type RedisFixture } from './helpers/redis.ts'
+import { keysUnder, openBullmq, useRedis, withChunkQueue, type RedisFixture } from './helpers/redis.ts'
 import { waitFor } from './helpers/wait.ts'
 
 /** Items per BullMQ job here: a 25-item job is three chunks. */
@@ -45,33 +44,14 @@ function client (redis: RedisFixture): Redis {
   return c
 }
 
-/** BullMQ's count of chunks waiting in the queue of `type`. */
-async function waitingChunks (redis: RedisFixture, type: string): Promise<number> {
-  const queue = new Queue(`jobs-${type}`, { connection: { url: redis.url }, prefix: redis.prefix })
-  queue.on('error', () => {})
-  try {
-    return (await queue.getJobCounts('wait')).wait ?? NaN
-  } finally {
-    await queue.close()
-  }
-}
-
-/** BullMQ's count of chunks of `type` running now. */
-async function activeChunks (redis: RedisFixture, type: string): Promise<number> {
-  const queue = new Queue(`jobs-${type}`, { connection: { url: redis.url }, prefix: redis.prefix })
-  queue.on('error', () => {})
-  try {
-    return (await queue.getJobCounts('active')).active ?? NaN
-  } finally {
-    await queue.close()
-  }
+/** BullMQ's count of chunks of `type` in `state` (waiting, by default). */
+function chunkCount (redis: RedisFixture, type: string, state: 'wait' | 'active' = 'wait'): Promise<number> {
+  return withChunkQueue(redis, type, async (queue) => (await queue.getJobCounts(state))[state] ?? NaN)
 }
 
 /** The waiting BullMQ jobs of `type`: for each rawtrigger job, the ids of the BullMQ jobs that hold its chunks, and each BullMQ job's items. */
-async function holders (redis: RedisFixture, type: string): Promise<{ of: Map<string, string[]>, items: Map<string, number> }> {
-  const queue = new Queue(`jobs-${type}`, { connection: { url: redis.url }, prefix: redis.prefix })
-  queue.on('error', () => {})
-  try {
+function holders (redis: RedisFixture, type: string): Promise<{ of: Map<string, string[]>, items: Map<string, number> }> {
+  return withChunkQueue(redis, type, async (queue) => {
     const of = new Map<string, string[]>()
     const items = new Map<string, number>()
     for (const job of await queue.getJobs(['wait'], 0, -1)) {
@@ -81,9 +61,7 @@ async function holders (redis: RedisFixture, type: string): Promise<{ of: Map<st
       for (const p of parts) of.set(p.id, [...of.get(p.id) ?? [], `${job.id}#${data.bundle === undefined ? data.chunk : 0}`])
     }
     return { of, items }
-  } finally {
-    await queue.close()
-  }
+  })
 }
 
 /** A line of CREATE_JOBS that MONITOR shows as it is (no quote, no newline). */
@@ -169,7 +147,7 @@ test('500 adds in one turn: at most two script calls; each add resolves with its
     .filter((h, i) => h.chunks.join() !== Array.from({ length: chunksOf(jobs[i]!) }, (_, n) => n).join())
   assert.deepEqual(wrongChunks, [], 'every chunk of every job waits in BullMQ, once')
   const bundled = 4 * N / 5 // the one-item jobs, in bundles of up to a chunk's worth of items
-  const waiting = await waitingChunks(redis, 'items')
+  const waiting = await chunkCount(redis, 'items')
   // A bundle does not span two batches: one more bundle per batch past the first at most.
   const fewest = (N / 5) * 3 + Math.ceil(bundled / CHUNK_SIZE)
   assert.ok(waiting >= fewest && waiting <= fewest + 2, `multi-chunk jobs one BullMQ job per chunk, the others bundled: ${waiting} BullMQ jobs, expected ${fewest} to ${fewest + 2}`)
@@ -240,7 +218,7 @@ test('duplicates inside one batch: one job per dedup key, of the first add\'s si
 
   assert.deepEqual((await q.stats()).jobs.queued, 3, 'three jobs: a, b and c')
   assert.equal((await q.get(safe))?.total, 3, 'the first add\'s size, not the duplicate\'s 30')
-  assert.equal(await waitingChunks(redis, 'items'), 3, 'one chunk each; none of the 30-item duplicate')
+  assert.equal(await chunkCount(redis, 'items'), 3, 'one chunk each; none of the 30-item duplicate')
   // And against a job of an earlier batch.
   assert.deepEqual(await q.add({ type: 'items', payload: {}, items: 1, dedupKey: safe }), { id: safe, duplicate: true })
 
@@ -262,7 +240,7 @@ test('two queues (two processes) add one webhook-id in the same turn: one job, t
   assert.equal(results[0].id, results[1].id, 'both answer the one job')
   assert.deepEqual(results.map((r) => r.duplicate).sort(), [false, true])
   assert.equal((await q1.stats()).jobs.queued, 1)
-  assert.equal(await waitingChunks(redis, 'items'), 1)
+  assert.equal(await chunkCount(redis, 'items'), 1)
 })
 
 test('a record whose chunks were never queued (a crash between the two writes) runs once the webhook-id is resent', { timeout: 30_000 }, async (t) => {
@@ -277,11 +255,11 @@ test('a record whose chunks were never queued (a crash between the two writes) r
   await (raw as unknown as { rtCreateJobs: (...a: Array<string | number>) => Promise<unknown> }).rtCreateJobs(
     7, rt('stats'), rt('index'), rt('index:queued'), rt('seq'), rt('unchunked'), rt(`job:${key}`), rt(`dedup:${key}`),
     Date.now(), 'items', '{}', `12 2 ${key} 7 0`)
-  assert.equal(await waitingChunks(redis, 'items'), 0, 'the record has no chunk')
+  assert.equal(await chunkCount(redis, 'items'), 0, 'the record has no chunk')
 
   // The sender got no 202 and resends, with a different body even: the first job's two chunks are queued.
   assert.deepEqual(await q.add({ type: 'items', payload: {}, items: 1, dedupKey: key }), { id: key, duplicate: true })
-  assert.equal(await waitingChunks(redis, 'items'), 2)
+  assert.equal(await chunkCount(redis, 'items'), 2)
   const { handler, ran } = countingHandler()
   q.start({ handlers: new Map([['items', handler]]), concurrency: 2, log })
   await until('the job done', async () => (await q.get(key))?.state === 'done' ? true : undefined)
@@ -304,8 +282,8 @@ test('Redis refuses the batch: every add of it rejects with RT_ERR_STORE and not
   // The chunks of adds without a dedup key were sent behind the script; without records they run nothing.
   const { handler, ran } = countingHandler()
   q.start({ handlers: new Map([['items', handler]]), concurrency: 2, log })
-  await until('BullMQ done with what it was sent', async () => await waitingChunks(redis, 'items') === 0 || undefined)
-  await until('nothing active', async () => (await activeChunks(redis, 'items')) === 0 || undefined)
+  await until('BullMQ done with what it was sent', async () => await chunkCount(redis, 'items') === 0 || undefined)
+  await until('nothing active', async () => (await chunkCount(redis, 'items', 'active')) === 0 || undefined)
   assert.equal(ran.size, 0, 'no handler ran')
   assert.deepEqual((await q.stats()).jobs, { queued: 0, running: 0, done: 0, failed: 0, cancelled: 0 }, 'no job')
 

@@ -4,25 +4,21 @@
 // delayed chunks out; the sweep moves a record whose time has come to queued, counters too.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { Queue, type Job } from 'bullmq'
+import type { Job } from 'bullmq'
 import { Redis } from 'ioredis'
 import { CREATE_JOBS } from '../src/queue/redis-scripts.ts'
 import { SWEEP_AFTER_MS } from '../src/queue/redis-sweep.ts'
-import { openBullmq, useRedis, type RedisFixture } from './helpers/redis.ts'
+import { openBullmq, useRedis, withChunkQueue, type RedisFixture } from './helpers/redis.ts'
 
 const CHUNK_SIZE = 10
 const HOUR_MS = 3600_000
 
 /** BullMQ's delayed chunks of `type`: id and when each is due (epoch ms). */
-async function delayedChunks (redis: RedisFixture, type: string): Promise<Array<{ id: string, dueAt: number }>> {
-  const queue = new Queue(`jobs-${type}`, { connection: { url: redis.url }, prefix: redis.prefix })
-  queue.on('error', () => {})
-  try {
+function delayedChunks (redis: RedisFixture, type: string): Promise<Array<{ id: string, dueAt: number }>> {
+  return withChunkQueue(redis, type, async (queue) => {
     const jobs: Job[] = await queue.getDelayed()
     return jobs.map((j) => ({ id: j.id as string, dueAt: j.timestamp + j.delay })).sort((a, b) => a.id.localeCompare(b.id))
-  } finally {
-    await queue.close()
-  }
+  })
 }
 
 /** What a receiver killed between the intake script and its addBulk leaves, for a scheduled job, `ageMs` old. */

@@ -5,14 +5,13 @@
 // The real Redis at REDIS_URL with a key prefix per test (test/helpers/redis.ts).
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import { createLogger } from '../src/log.ts'
-import { BullmqQueue } from '../src/queue/bullmq-queue.ts'
+import type { BullmqQueue } from '../src/queue/bullmq-queue.ts'
 import { CREATE_JOBS } from '../src/queue/redis-scripts.ts'
 import { SWEEP_AFTER_MS } from '../src/queue/redis-sweep.ts'
 import { countingHandler } from './helpers/handlers.ts'
-import { useRedis, type RedisFixture } from './helpers/redis.ts'
+import { openBullmq, useRedis, withChunkQueue, type RedisFixture } from './helpers/redis.ts'
 
 /** Items per BullMQ job here: a 25-item job is three chunks. */
 const CHUNK_SIZE = 10
@@ -31,14 +30,8 @@ async function until (what: string, check: () => Promise<boolean>, timeoutMs = W
   }
 }
 
-async function openQueue (redis: RedisFixture): Promise<BullmqQueue> {
-  const q = new BullmqQueue({ url: redis.url, prefix: redis.prefix, chunkSize: CHUNK_SIZE })
-  redis.defer(async () => {
-    await q.stop(0).catch(() => {})
-    await q.close().catch(() => {})
-  })
-  await until('the Redis connection', () => q.stats().then(() => true, () => false))
-  return q
+function openQueue (redis: RedisFixture): Promise<BullmqQueue> {
+  return openBullmq(redis, { chunkSize: CHUNK_SIZE })
 }
 
 /**
@@ -61,15 +54,11 @@ async function crashedIntake (redis: RedisFixture, id: string, items: number, ag
 }
 
 /** BullMQ's chunk jobs of `type`, in any state. */
-async function chunkJobs (redis: RedisFixture, type: string): Promise<number> {
-  const queue = new Queue(`jobs-${type}`, { connection: { url: redis.url }, prefix: redis.prefix })
-  queue.on('error', () => {})
-  try {
+function chunkJobs (redis: RedisFixture, type: string): Promise<number> {
+  return withChunkQueue(redis, type, async (queue) => {
     const counts = await queue.getJobCounts('wait', 'active', 'delayed', 'completed', 'failed', 'prioritized')
     return Object.values(counts).reduce((a, b) => a + b, 0)
-  } finally {
-    await queue.close()
-  }
+  })
 }
 
 test('a record left without chunks by a crash runs once its queue starts: the sweep at start queues its chunks, every item runs once', { timeout: 60_000 }, async (t) => {
@@ -153,14 +142,9 @@ test('jobs of a bundle swept as well (intake\'s last step failed): the bundle an
   const { handler, ran } = countingHandler(300)
   q.start({ handlers: new Map([['items', handler]]), concurrency: 8, log })
   await until('every job done', async () => (await q.stats()).jobs.done === 5)
-  await until('BullMQ idle', async () => {
-    const queue = new Queue('jobs-items', { connection: { url: redis.url }, prefix: redis.prefix })
-    try {
-      const c = await queue.getJobCounts('wait', 'active', 'completed')
-      return c.wait === 0 && c.active === 0 && c.completed === 6
-    } finally {
-      await queue.close()
-    }
-  })
+  await until('BullMQ idle', () => withChunkQueue(redis, 'items', async (queue) => {
+    const c = await queue.getJobCounts('wait', 'active', 'completed')
+    return c.wait === 0 && c.active === 0 && c.completed === 6
+  }))
   assert.deepEqual(added.map(({ id }) => ran.get(id)), added.map(() => [1]), 'every item ran once')
 })

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type { TestContext } from 'node:test'
+import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import { BullmqQueue, type BullmqQueueOptions } from '../../src/queue/bullmq-queue.ts'
 import { waitFor } from './wait.ts'
@@ -151,4 +152,15 @@ export async function openBullmq (redis: RedisFixture, options: Omit<BullmqQueue
   const queue = newBullmq(redis, options)
   await bullmqConnected(queue)
   return queue
+}
+
+/** Runs `fn` with BullMQ's own queue of job type `type` on the test's prefix (the chunks' queue), closed after. */
+export async function withChunkQueue<T> (redis: RedisFixture, type: string, fn: (queue: Queue) => Promise<T>): Promise<T> {
+  const queue = new Queue(`jobs-${type}`, { connection: { url: redis.url }, prefix: redis.prefix })
+  queue.on('error', () => {})
+  try {
+    return await fn(queue)
+  } finally {
+    await queue.close()
+  }
 }

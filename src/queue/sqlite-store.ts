@@ -1,10 +1,8 @@
-import { randomUUID } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { StoreError } from '../errors.ts'
 import { betterSqlite3, type Database } from './lazy-packages.ts'
 import { guardSuppressions } from './suppression-guard.ts'
-import { jobIdFor } from './types.ts'
 import { DEDUP_INDEX, HAS_TABLE_DEDUP_INDEX, MAX_ERRORS_SHOWN, SCHEMA, VIEW_STATE_SQL, toView, type ItemErrorRow, type JobRow } from './sqlite-schema.ts'
 import type {
   AddResult, ClaimedJob, CommitStats, WriterMode, ControlResult, DueItem, ItemOutcome, JobList, JobListQuery, JobState, JobStore, JobView,

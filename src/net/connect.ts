@@ -1,11 +1,11 @@
 import net, { type Socket } from 'node:net'
 import type { ConnectionOptions } from 'node:tls'
 import { lazyRequire } from '../lazy-require.ts'
+import { InvalidOptionError } from '../errors.ts'
+import type { Target } from './request-bytes.ts'
 
 /** node:tls, loaded by the first https:// trigger: an http:// caller's import pays nothing for it. */
 const tls = lazyRequire<typeof import('node:tls')>('node:tls')
-import { InvalidOptionError } from '../errors.ts'
-import type { Target } from './request-bytes.ts'
 
 /** TCP handshake, plus the TLS handshake for https. */
 export const CONNECT_TIMEOUT_MS = 5_000

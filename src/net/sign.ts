@@ -1,7 +1,4 @@
 import { lazyRequire } from '../lazy-require.ts'
-
-/** node:crypto, loaded by the first signature, secret or check: a trigger without a secret pays nothing for it. */
-const nodeCrypto = lazyRequire<typeof import('node:crypto')>('node:crypto')
 import {
   InvalidOptionError,
   InvalidSecretError,
@@ -9,6 +6,9 @@ import {
   SignatureMissingError,
   SignatureTimestampError,
 } from '../errors.ts'
+
+/** node:crypto, loaded by the first signature, secret or check: a trigger without a secret pays nothing for it. */
+const nodeCrypto = lazyRequire<typeof import('node:crypto')>('node:crypto')
 
 // Standard Webhooks: https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
 

@@ -240,7 +240,7 @@ describe('retention on Redis', () => {
     for (const id of ids) {
       await until(`job ${id} done`, async () => ((await request(`${receiver.url}/jobs/${id}`)).json as JobView).state === 'done' || undefined)
     }
-    const jobKeys = async (): Promise<string[]> => (await keysUnder(redis.url, redis.prefix)).filter((k) => /:rt:(job|items|errors|chunks):old-/.test(k))
+    const jobKeys = async (): Promise<string[]> => (await keysUnder(redis.url, redis.prefix)).filter((k) => /:rt:(job|items|errors|chunks|dedup):old-/.test(k))
     assert.ok((await jobKeys()).length >= ids.length * 2, 'each job has a record and an items hash')
 
     let goneAt: number | undefined

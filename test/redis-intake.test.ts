@@ -16,7 +16,7 @@ import type { ChunkData } from '../src/queue/redis-intake.ts'
 import type { AddResult, NewJob } from '../src/queue/types.ts'
 import { rejectsWith, within } from './helpers/assert-error.ts'
 import { countingHandler } from './helpers/handlers.ts'
-import { keysUnder, openBullmq, useRedis, withChunkQueue, type RedisFixture } from './helpers/redis.ts'
+import { crashedIntake, keysUnder, openBullmq, useRedis, withChunkQueue, type RedisFixture } from './helpers/redis.ts'
 import { waitFor } from './helpers/wait.ts'
 
 /** Items per BullMQ job here: a 25-item job is three chunks. */
@@ -249,12 +249,7 @@ test('a record whose chunks were never queued (a crash between the two writes) r
   const q = await openQueue(redis)
   const key = `crash_${redis.prefix}`
   // What a process that died after the intake script and before its addBulk leaves behind.
-  const raw = client(redis)
-  raw.defineCommand('rtCreateJobs', { lua: CREATE_JOBS })
-  const rt = (kind: string): string => `${redis.prefix}:rt:${kind}`
-  await (raw as unknown as { rtCreateJobs: (...a: Array<string | number>) => Promise<unknown> }).rtCreateJobs(
-    7, rt('stats'), rt('index'), rt('index:queued'), rt('seq'), rt('unchunked'), rt(`job:${key}`), rt(`dedup:${key}`),
-    Date.now(), 'items', '{}', `12 2 ${key} 7 0`)
+  await crashedIntake(redis, { id: key, items: 12, chunks: 2, dedup: key })
   assert.equal(await chunkCount(redis, 'items'), 0, 'the record has no chunk')
 
   // The sender got no 202 and resends, with a different body even: the first job's two chunks are queued.

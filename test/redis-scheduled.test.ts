@@ -5,10 +5,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { Job } from 'bullmq'
-import { Redis } from 'ioredis'
-import { CREATE_JOBS } from '../src/queue/redis-scripts.ts'
 import { SWEEP_AFTER_MS } from '../src/queue/redis-sweep.ts'
-import { openBullmq, useRedis, withChunkQueue, type RedisFixture } from './helpers/redis.ts'
+import { crashedIntake, openBullmq, useRedis, withChunkQueue, type RedisFixture } from './helpers/redis.ts'
 
 const CHUNK_SIZE = 10
 const HOUR_MS = 3600_000
@@ -19,21 +17,6 @@ function delayedChunks (redis: RedisFixture, type: string): Promise<Array<{ id: 
     const jobs: Job[] = await queue.getDelayed()
     return jobs.map((j) => ({ id: j.id as string, dueAt: j.timestamp + j.delay })).sort((a, b) => a.id.localeCompare(b.id))
   })
-}
-
-/** What a receiver killed between the intake script and its addBulk leaves, for a scheduled job, `ageMs` old. */
-async function crashedScheduledIntake (redis: RedisFixture, id: string, items: number, notBefore: number, ageMs: number): Promise<void> {
-  const raw = new Redis(redis.url, { maxRetriesPerRequest: 1 })
-  raw.on('error', () => {})
-  try {
-    raw.defineCommand('rtCreateJobs', { lua: CREATE_JOBS })
-    const rt = (kind: string): string => `${redis.prefix}:rt:${kind}`
-    await (raw as unknown as { rtCreateJobs: (...a: Array<string | number>) => Promise<unknown> }).rtCreateJobs(
-      6, rt('stats'), rt('index'), rt('index:queued'), rt('seq'), rt('unchunked'), rt(`job:${id}`),
-      Date.now() - ageMs, 'items', '{}', `${items} ${Math.ceil(items / CHUNK_SIZE)} ${id} 0 ${notBefore}`)
-  } finally {
-    raw.disconnect()
-  }
 }
 
 test('Redis: a scheduled job\'s chunks are delayed until its time; a cancel removes them', async (t) => {
@@ -56,7 +39,7 @@ test('Redis: the sweep queues a chunkless scheduled record\'s chunks with the re
   if (redis === undefined) return
   const q = await openBullmq(redis, { chunkSize: CHUNK_SIZE })
   const notBefore = Date.now() + HOUR_MS
-  await crashedScheduledIntake(redis, 'sched-crash', 15, notBefore, SWEEP_AFTER_MS + 1_000)
+  await crashedIntake(redis, { id: 'sched-crash', items: 15, chunks: Math.ceil(15 / CHUNK_SIZE), notBefore, ageMs: SWEEP_AFTER_MS + 1_000 })
   assert.equal((await q.get('sched-crash'))?.state, 'scheduled')
   assert.equal(await q.sweep(), 1)
   const delayed = await delayedChunks(redis, 'items')

@@ -8,49 +8,28 @@ import { test } from 'node:test'
 import { Redis } from 'ioredis'
 import { createLogger } from '../src/log.ts'
 import type { BullmqQueue } from '../src/queue/bullmq-queue.ts'
-import { CREATE_JOBS } from '../src/queue/redis-scripts.ts'
 import { SWEEP_AFTER_MS } from '../src/queue/redis-sweep.ts'
 import { countingHandler } from './helpers/handlers.ts'
-import { openBullmq, useRedis, withChunkQueue, type RedisFixture } from './helpers/redis.ts'
+import { crashedIntake, openBullmq, useRedis, withChunkQueue, type RedisFixture } from './helpers/redis.ts'
+import { sleep, waitFor } from './helpers/wait.ts'
 
 /** Items per BullMQ job here: a 25-item job is three chunks. */
 const CHUNK_SIZE = 10
 const WAIT_MS = 20_000
 const log = createLogger('silent')
 
-function sleep (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-async function until (what: string, check: () => Promise<boolean>, timeoutMs = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(20)
-  }
+/** Waits until `check` holds (the shared poll loop, with this file's longer guard). */
+function until (what: string, check: () => Promise<boolean>): Promise<true> {
+  return waitFor(what, async () => (await check()) || undefined, WAIT_MS)
 }
 
 function openQueue (redis: RedisFixture): Promise<BullmqQueue> {
   return openBullmq(redis, { chunkSize: CHUNK_SIZE })
 }
 
-/**
- * What a receiver killed after the intake script and before its addBulk leaves: the record (in
- * the unchunked index) and no chunk. `ageMs` back-dates it, as if the crash were that long ago.
- */
-async function crashedIntake (redis: RedisFixture, id: string, items: number, ageMs: number): Promise<void> {
-  const raw = new Redis(redis.url, { maxRetriesPerRequest: 1 })
-  raw.on('error', () => {})
-  try {
-    raw.defineCommand('rtCreateJobs', { lua: CREATE_JOBS })
-    const rt = (kind: string): string => `${redis.prefix}:rt:${kind}`
-    const chunks = Math.ceil(items / CHUNK_SIZE)
-    await (raw as unknown as { rtCreateJobs: (...a: Array<string | number>) => Promise<unknown> }).rtCreateJobs(
-      6, rt('stats'), rt('index'), rt('index:queued'), rt('seq'), rt('unchunked'), rt(`job:${id}`),
-      Date.now() - ageMs, 'items', '{}', `${items} ${chunks} ${id} 0 0`)
-  } finally {
-    raw.disconnect()
-  }
+/** A record of `items` items that a crash `ageMs` ago left without chunks. */
+function crashed (redis: RedisFixture, id: string, items: number, ageMs: number): Promise<void> {
+  return crashedIntake(redis, { id, items, chunks: Math.ceil(items / CHUNK_SIZE), ageMs })
 }
 
 /** BullMQ's chunk jobs of `type`, in any state. */
@@ -65,7 +44,7 @@ test('a record left without chunks by a crash runs once its queue starts: the sw
   const redis = await useRedis(t)
   if (redis === undefined) return
   const id = `crash_${redis.prefix}`
-  await crashedIntake(redis, id, 25, SWEEP_AFTER_MS + 1_000)
+  await crashed(redis, id, 25, SWEEP_AFTER_MS + 1_000)
   assert.equal(await chunkJobs(redis, 'items'), 0, 'no chunk: nothing would ever run it')
   const q = await openQueue(redis)
   const { handler, ran } = countingHandler()
@@ -81,7 +60,7 @@ test('a fresh chunkless record is left alone (its intake may still be writing); 
   if (redis === undefined) return
   const id = `young_${redis.prefix}`
   const q = await openQueue(redis)
-  await crashedIntake(redis, id, 5, SWEEP_AFTER_MS - 2_000)
+  await crashed(redis, id, 5, SWEEP_AFTER_MS - 2_000)
   assert.equal(await q.sweep(), 0, 'younger than the threshold: not swept')
   assert.equal(await chunkJobs(redis, 'items'), 0)
   await sleep(2_500)
@@ -93,7 +72,7 @@ test('two processes sweep the same records at once, several times: each chunk is
   const redis = await useRedis(t)
   if (redis === undefined) return
   const ids = Array.from({ length: 20 }, (_, i) => `race${i}_${redis.prefix}`)
-  for (const id of ids) await crashedIntake(redis, id, 25, SWEEP_AFTER_MS + 1_000)
+  for (const id of ids) await crashed(redis, id, 25, SWEEP_AFTER_MS + 1_000)
   const [q1, q2] = await Promise.all([openQueue(redis), openQueue(redis)])
   const passes = await Promise.all([q1.sweep(), q2.sweep(), q1.sweep(), q2.sweep()])
   t.diagnostic(`records swept per pass: ${passes.join(', ')}`)
@@ -111,7 +90,7 @@ test('a sweep that races the intake it mends adds nothing twice: chunks queued b
   const redis = await useRedis(t)
   if (redis === undefined) return
   const id = `late_${redis.prefix}`
-  await crashedIntake(redis, id, 25, SWEEP_AFTER_MS + 1_000)
+  await crashed(redis, id, 25, SWEEP_AFTER_MS + 1_000)
   const q = await openQueue(redis)
   // The trigger resent with its webhook-id: intake queues the first job's chunks (and takes the
   // record out of the index); the record is back in it, as if intake's last step had failed.

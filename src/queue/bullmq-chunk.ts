@@ -2,6 +2,7 @@ import type { Logger } from '../log.ts'
 import type { ChunkItems } from './bullmq-items.ts'
 import type { JobHandler } from './handler.ts'
 import { bullmq, type Job } from './lazy-packages.ts'
+import { stateIndexes } from './redis-call.ts'
 import type { ChunkData } from './redis-intake.ts'
 import type { RunOptions } from './types.ts'
 
@@ -30,12 +31,15 @@ export interface ChunkRunnerOptions {
 export class ChunkRunner {
   readonly #call: ChunkRunnerOptions['call']
   readonly #key: ChunkRunnerOptions['key']
+  /** The per-state indexes, the last KEYS of every script here (redis-call.ts). */
+  readonly #indexes: string[]
   readonly #chunks: ChunkItems
   readonly #signal: AbortSignal
 
   constructor (options: ChunkRunnerOptions) {
     this.#call = options.call
     this.#key = options.key
+    this.#indexes = stateIndexes(options.key)
     this.#chunks = options.chunks
     this.#signal = options.signal
   }
@@ -70,7 +74,7 @@ export class ChunkRunner {
   async #part (part: Part, handler: JobHandler<unknown>, run: number, runner: string, claim: number, options: RunOptions): Promise<number | undefined> {
     const { id, chunk, start, end } = part
     const active = this.#key('active', id)
-    const state = await this.#call('rtChunkStart', this.#key('job', id), this.#key('stats'), this.#key('finished'), active, Date.now(), id, chunk, run, runner, claim)
+    const state = await this.#call('rtChunkStart', this.#key('job', id), this.#key('stats'), this.#key('finished'), active, ...this.#indexes, Date.now(), id, chunk, run, runner, claim)
     if (state !== 'running') return undefined // failed, cancelled, gone or another BullMQ job's: nothing to do
     let pending: number | undefined
     try {
@@ -79,14 +83,14 @@ export class ChunkRunner {
       await handler.run(ctx)
       pending = await this.#chunks.pendingIn(id, start, end)
     } catch (err) {
-      await this.#call('rtChunkPause', this.#key('job', id), this.#key('stats'), active, id, chunk)
+      await this.#call('rtChunkPause', this.#key('job', id), this.#key('stats'), active, ...this.#indexes, id, chunk)
       throw err
     }
     if (pending !== undefined) {
-      await this.#call('rtChunkPause', this.#key('job', id), this.#key('stats'), active, id, chunk)
+      await this.#call('rtChunkPause', this.#key('job', id), this.#key('stats'), active, ...this.#indexes, id, chunk)
       return pending
     }
-    await this.#call('rtChunkDone', this.#key('chunks', id), this.#key('job', id), this.#key('stats'), this.#key('finished'), active, chunk, Date.now(), id)
+    await this.#call('rtChunkDone', this.#key('chunks', id), this.#key('job', id), this.#key('stats'), this.#key('finished'), active, ...this.#indexes, chunk, Date.now(), id)
     return undefined
   }
 
@@ -94,7 +98,7 @@ export class ChunkRunner {
   failed (job: Job<ChunkData> | undefined, err: Error, log: Logger): void {
     if (job === undefined || job.attemptsMade < (job.opts.attempts ?? 1)) return
     for (const { id } of partsOf(job.data)) {
-      this.#call('rtState', this.#key('job', id), this.#key('stats'), this.#key('finished'), 'failed', Date.now(), err.message, id)
+      this.#call('rtState', this.#key('job', id), this.#key('stats'), this.#key('finished'), ...this.#indexes, 'failed', Date.now(), err.message, id)
         .catch((e: unknown) => log.error({ err: e }, 'recording a failed job failed'))
     }
   }

@@ -2,7 +2,7 @@ import { ConfigError } from '../errors.ts'
 import { bullmq, ioredis, type Job, type Queue, type Redis, type Worker } from './lazy-packages.ts'
 import { guardSuppressions } from './suppression-guard.ts'
 import { CHUNK_DONE, CHUNK_PAUSE, CHUNK_START, MARK_ITEM, SET_STATE } from './redis-scripts.ts'
-import { callScript, parseItem } from './redis-call.ts'
+import { callScript, parseItem, withIndexes } from './redis-call.ts'
 import { ChunkItems } from './bullmq-items.ts'
 import { ChunkRunner } from './bullmq-chunk.ts'
 import { RedisControl, summaryOf } from './redis-control.ts'
@@ -88,11 +88,11 @@ export class BullmqQueue implements JobQueue {
     }
     this.#intake = new RedisIntake({ ...chunks, ready: () => this.#ready(), chunkSize: this.#chunkSize })
     this.#sweep = new RedisSweep(chunks)
-    this.#redis.defineCommand('rtState', { numberOfKeys: 3, lua: SET_STATE })
+    this.#redis.defineCommand('rtState', { numberOfKeys: withIndexes(3), lua: SET_STATE })
     this.#redis.defineCommand('rtMark', { numberOfKeys: 4, lua: MARK_ITEM })
-    this.#redis.defineCommand('rtChunkDone', { numberOfKeys: 5, lua: CHUNK_DONE })
-    this.#redis.defineCommand('rtChunkStart', { numberOfKeys: 4, lua: CHUNK_START })
-    this.#redis.defineCommand('rtChunkPause', { numberOfKeys: 3, lua: CHUNK_PAUSE })
+    this.#redis.defineCommand('rtChunkDone', { numberOfKeys: withIndexes(5), lua: CHUNK_DONE })
+    this.#redis.defineCommand('rtChunkStart', { numberOfKeys: withIndexes(4), lua: CHUNK_START })
+    this.#redis.defineCommand('rtChunkPause', { numberOfKeys: withIndexes(3), lua: CHUNK_PAUSE })
     this.#control = new RedisControl(this.#redis, (kind, id) => this.#key(kind, id), (id, type, indexes) => this.#requeue(id, type, indexes),
       async (id, type, chunks) => { await Promise.all(Array.from({ length: chunks }, (_, n) => this.#queueFor(type).remove(`${id}-c${n}`))) })
     this.#suppressions = guardSuppressions(this.#control, storeError)

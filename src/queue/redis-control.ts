@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import { CANCEL, PURGE, RETRY } from './redis-scripts.ts'
-import { callScript } from './redis-call.ts'
+import { callScript, stateIndexes, withIndexes } from './redis-call.ts'
 import { LIST_LIMIT, LIST_LIMIT_MAX, PURGE_BATCH } from './control-limits.ts'
 import type { ControlResult, JobList, JobListQuery, JobState, JobSummary, StoreStats, Suppression, SuppressionList } from './types.ts'
 
@@ -41,9 +41,9 @@ export class RedisControl implements SuppressionList {
     this.#key = key
     this.#requeue = requeue
     this.#unqueue = unqueue
-    redis.defineCommand('rtRetry', { numberOfKeys: 5, lua: RETRY })
-    redis.defineCommand('rtPurge', { numberOfKeys: 7, lua: PURGE })
-    redis.defineCommand('rtCancel', { numberOfKeys: 3, lua: CANCEL })
+    redis.defineCommand('rtRetry', { numberOfKeys: withIndexes(5), lua: RETRY })
+    redis.defineCommand('rtPurge', { numberOfKeys: withIndexes(9), lua: PURGE })
+    redis.defineCommand('rtCancel', { numberOfKeys: withIndexes(3), lua: CANCEL })
   }
 
   #call (name: string, ...args: Array<string | number>): Promise<unknown> {
@@ -76,7 +76,7 @@ export class RedisControl implements SuppressionList {
     const h = await this.#redis.hmget(this.#key('job', id), 'state', 'type')
     if (h[0] === null) return undefined
     const retried = (await this.#call('rtRetry', this.#key('job', id), this.#key('items', id), this.#key('errors', id),
-      this.#key('stats'), this.#key('finished'), id) as string[]).map(Number)
+      this.#key('stats'), this.#key('finished'), ...stateIndexes(this.#key), id) as string[]).map(Number)
     if (retried.length > 0) await this.#requeue(id, h[1] as string, retried)
     const state = await this.#redis.hget(this.#key('job', id), 'state')
     return { items: retried.length, state: state as JobState, changed: retried.length > 0 }
@@ -85,7 +85,7 @@ export class RedisControl implements SuppressionList {
   async cancel (id: string): Promise<ControlResult | undefined> {
     const h = await this.#redis.hmget(this.#key('job', id), 'state', 'total', 'done', 'failed', 'type', 'chunks')
     if (h[0] === null) return undefined
-    const state = await this.#call('rtCancel', this.#key('job', id), this.#key('stats'), this.#key('finished'), Date.now(), id) as JobState
+    const state = await this.#call('rtCancel', this.#key('job', id), this.#key('stats'), this.#key('finished'), ...stateIndexes(this.#key), Date.now(), id) as JobState
     const changed = state === 'cancelled' && h[0] !== 'cancelled'
     // Best effort: a delayed chunk left behind starts, finds the job cancelled and ends (CHUNK_START).
     if (changed && h[0] === 'scheduled') await this.#unqueue?.(id, h[4] as string, Number(h[5])).catch(() => {})
@@ -112,8 +112,10 @@ export class RedisControl implements SuppressionList {
   async purge (before: number): Promise<number> {
     const ids = await this.#redis.zrangebyscore(this.#key('finished'), '-inf', `(${before}`, 'LIMIT', 0, PURGE_BATCH)
     for (const id of ids) {
+      // Its dedup key is named in the record: read first, so the script gets every key in KEYS.
+      const dedup = await this.#redis.hget(this.#key('job', id), 'dedup') ?? this.#key('job', id)
       await this.#call('rtPurge', this.#key('job', id), this.#key('items', id), this.#key('errors', id), this.#key('chunks', id),
-        this.#key('stats'), this.#key('index'), this.#key('finished'), id)
+        this.#key('stats'), this.#key('index'), this.#key('finished'), this.#key('active', id), dedup, ...stateIndexes(this.#key), id)
     }
     return ids.length
   }

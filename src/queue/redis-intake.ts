@@ -96,9 +96,9 @@ export class RedisIntake {
     this.#queueFor = options.queueFor
     this.#jobKey = key('job') + ':'
     this.#dedupKey = key('dedup') + ':'
-    // Before the job keys in every intake call; the queued index is the one REINDEX names.
+    // Before the job keys in every intake call (CREATE_JOBS names them).
     this.#unchunkedKey = key('unchunked')
-    this.#intakeKeys = [key('stats'), key('index'), key('index', 'queued'), key('seq'), this.#unchunkedKey]
+    this.#intakeKeys = [key('stats'), key('index'), key('index', 'queued'), key('seq'), this.#unchunkedKey, key('index', 'scheduled'), key('scheduled')]
   }
 
   add (job: NewJob): Promise<AddResult> {

@@ -1,38 +1,40 @@
 // All of rawtrigger's Lua, run atomically by Redis: each keeps a job's record, its items and the
 // global counters in step, whichever process calls it. Items are stored as "state|attempts|dueAt|error"
-// with state p (pending), d (done) or f (failed); an absent item is pending with no attempts. Keys
-// come in KEYS except those named after another (REINDEX's indexes, a dedup key's first job).
+// with state p (pending), d (done) or f (failed); an absent item is pending with no attempts. Every
+// key a script touches comes in KEYS (Redis Cluster routes a call by them): none is built in Lua.
+
+/** The per-state indexes a script that moves jobs takes as its last KEYS, in this order ({@link REINDEX}). */
+export const INDEXED_STATES = ['scheduled', 'queued', 'running', 'done', 'failed', 'cancelled'] as const
 
 /**
  * Lua shared by the scripts that move a job between states: keeps the per-state index
  * (`…:rt:index:<state>`, scored by the job's creation order) that `GET /jobs?state=` pages through.
- * The key is derived from the job's key (`…:rt:job:<id>`), so every caller passes the job key and id.
+ * Each such script takes the six indexes as its last KEYS, in {@link INDEXED_STATES} order.
  */
 export const REINDEX = `
+local STATE_AT = { scheduled = 6, queued = 5, running = 4, done = 3, failed = 2, cancelled = 1 }
 local function reindex (job, id, old, new)
-  local base = string.sub(job, 1, #job - #id - 4)
   local seq = redis.call('HGET', job, 'seq')
-  if old then redis.call('ZREM', base .. 'index:' .. old, id) end
-  if new and seq then redis.call('ZADD', base .. 'index:' .. new, seq, id) end
+  if old then redis.call('ZREM', KEYS[#KEYS + 1 - STATE_AT[old]], id) end
+  if new and seq then redis.call('ZADD', KEYS[#KEYS + 1 - STATE_AT[new]], seq, id) end
 end
 `
 
 /**
  * Intake of a batch of jobs in one call (issue 11: one round trip per event-loop turn, not per job).
- * KEYS: stats, index, index:queued, seq, unchunked, then each job's job key, then the dedup keys of
- * the jobs that have one. ARGV: now, the jobs' type, then per job its payload and
- * `<total> <chunks> <id> <d> <notBefore>`: d is the position of its dedup key in KEYS (0: none; a
- * job without one is a duplicate only when its id exists), notBefore its not-before time (epoch ms, 0: none);
- * such a job is stored `scheduled` (in `index:scheduled` and in `scheduled`, scored by that time,
- * both named after KEYS[2] as REINDEX names its keys) until a chunk starts or the sweep's PROMOTE.
- * Jobs are taken in order, so a job of the batch with the dedup key of an earlier one is its
- * duplicate. Returns one reply per job: 1 when created (under its id); { 0, first id, total, chunks,
- * type, notBefore } when the dedup key (the trigger's webhook-id) or the id was seen before, with the first
- * job's shape, so the caller can queue its chunks again (they may be missing after a crash); or
- * { 0, first id } when that record is gone. The first job's record is read under a key derived
- * from the job key, as REINDEX derives its keys. The index orders jobs for `GET /jobs`, newest first.
- * A new job also enters `unchunked` (scored by now) until the caller has queued its chunks: what
- * is left there after a crash or a failed addBulk is what the sweep (redis-sweep.ts) queues.
+ * KEYS: stats, index, index:queued, seq, unchunked, index:scheduled, scheduled, then each job's job
+ * key, then the dedup keys of the jobs that have one. ARGV: now, the jobs' type, then per job its
+ * payload and `<total> <chunks> <id> <d> <notBefore>`: d is the position of its dedup key in KEYS
+ * (0: none; a job without one is a duplicate only when its id exists), notBefore its not-before
+ * time (epoch ms, 0: none); such a job is stored `scheduled` (in index:scheduled, and in
+ * scheduled by that time) until a chunk starts or the sweep's PROMOTE. A dedup key holds its first
+ * job's `<id> <total> <chunks> <notBefore> <type>`. Jobs are taken in order, so a job of the batch
+ * with the dedup key of an earlier one is its duplicate. Returns one reply per job: 1 when created
+ * (under its id); { 0, first id, total, chunks, type, notBefore } when the dedup key (the
+ * trigger's webhook-id) or the id was seen before, with the first job's shape, so the caller can
+ * queue its chunks again (they may be missing after a crash); { 0, first id } without it. A new
+ * job also enters `unchunked` (scored by now) until the caller has queued its chunks: what is
+ * left there after a crash or a failed addBulk is what the sweep (redis-sweep.ts) queues.
  */
 export const CREATE_JOBS = `
 local out = {}
@@ -41,18 +43,15 @@ local type = ARGV[2]
 for i = 1, (#ARGV - 2) / 2 do
   local a = 1 + 2 * i
   local total, chunks, id, d, notBefore = string.match(ARGV[a + 1], '^(%d+) (%d+) (%S+) (%d+) (%d+)$')
-  local job = KEYS[5 + i]
+  local job = KEYS[7 + i]
   d, notBefore = tonumber(d), tonumber(notBefore)
   local first = d > 0 and redis.call('GET', KEYS[d]) or nil
-  local firstJob = job
   if first then
-    firstJob = string.sub(job, 1, #job - #id) .. first
+    local fid, ftotal, fchunks, fnb, ftype = string.match(first, '^(%S+) (%d+) (%d+) (%d+) (.+)$')
+    if fid then out[i] = { 0, fid, ftotal, fchunks, ftype, fnb } else out[i] = { 0, first } end
   elseif redis.call('EXISTS', job) == 1 then
-    first = id
-  end
-  if first then
-    local h = redis.call('HMGET', firstJob, 'total', 'chunks', 'type', 'notBefore')
-    if h[1] then out[i] = { 0, first, h[1], h[2], h[3], h[4] or '0' } else out[i] = { 0, first } end
+    local h = redis.call('HMGET', job, 'total', 'chunks', 'type', 'notBefore')
+    out[i] = { 0, id, h[1], h[2], h[3], h[4] or '0' }
   else
     local seq = redis.call('INCR', KEYS[4])
     local fields = { 'type', type, 'payload', ARGV[a], 'total', total, 'chunks', chunks,
@@ -62,15 +61,15 @@ for i = 1, (#ARGV - 2) / 2 do
       fields[#fields + 1] = notBefore
     end
     if d > 0 then
-      redis.call('SET', KEYS[d], id)
+      redis.call('SET', KEYS[d], id .. ' ' .. total .. ' ' .. chunks .. ' ' .. notBefore .. ' ' .. type)
       fields[#fields + 1] = 'dedup'
       fields[#fields + 1] = KEYS[d]
     end
     redis.call('HSET', job, unpack(fields))
     redis.call('ZADD', KEYS[2], seq, id)
     if notBefore > 0 then
-      redis.call('ZADD', KEYS[2] .. ':scheduled', seq, id)
-      redis.call('ZADD', string.sub(KEYS[2], 1, #KEYS[2] - 5) .. 'scheduled', notBefore, id)
+      redis.call('ZADD', KEYS[6], seq, id)
+      redis.call('ZADD', KEYS[7], notBefore, id)
       scheduled = scheduled + 1
     else
       redis.call('ZADD', KEYS[3], seq, id)
@@ -262,7 +261,10 @@ end
 return retried
 `
 
-/** KEYS: job, items, errors, chunks, stats, index, finished. ARGV: id. Deletes one job and its counts. */
+/**
+ * KEYS: job, items, errors, chunks, stats, index, finished, active, its dedup key (or the job key
+ * again when it has none). ARGV: id. Deletes one job and its counts.
+ */
 export const PURGE = REINDEX + `
 local h = redis.call('HMGET', KEYS[1], 'state', 'total', 'done', 'failed', 'closedOpen', 'dedup')
 if h[1] then
@@ -273,9 +275,9 @@ if h[1] then
   redis.call('HINCRBY', KEYS[5], 'items:done', 0 - tonumber(h[3]))
   redis.call('HINCRBY', KEYS[5], 'items:failed', 0 - tonumber(h[4]))
   redis.call('HINCRBY', KEYS[5], 'items:closed', 0 - tonumber(h[5] or '0'))
-  if h[6] then redis.call('DEL', h[6]) end
+  if h[6] and h[6] == KEYS[9] then redis.call('DEL', KEYS[9]) end
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1] - 4) .. 'active:' .. ARGV[1])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[8])
 redis.call('ZREM', KEYS[6], ARGV[1])
 redis.call('ZREM', KEYS[7], ARGV[1])
 return 1

@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Logger } from '../log.ts'
 import type { ChunkJob } from './redis-intake.ts'
+import { stateIndexes, withIndexes } from './redis-call.ts'
 import { PROMOTE } from './redis-scripts.ts'
 
 /**
@@ -51,7 +52,7 @@ export class RedisSweep {
     this.#key = options.key
     this.#unchunked = options.key('unchunked')
     this.#scheduled = options.key('scheduled')
-    this.#redis.defineCommand('rtPromote', { numberOfKeys: 3, lua: PROMOTE })
+    this.#redis.defineCommand('rtPromote', { numberOfKeys: withIndexes(3), lua: PROMOTE })
     this.#chunkJob = options.chunkJob
     this.#queueFor = options.queueFor
   }
@@ -95,8 +96,9 @@ export class RedisSweep {
     for (;;) {
       const ids = await this.#redis.zrangebyscore(this.#scheduled, '-inf', now, 'LIMIT', 0, SWEEP_BATCH)
       if (ids.length === 0) return
+      const indexes = stateIndexes(this.#key)
       const pipe = this.#redis.pipeline() as unknown as { rtPromote: (...a: string[]) => unknown, exec: () => Promise<Array<[Error | null, unknown]> | null> }
-      for (const id of ids) pipe.rtPromote(this.#key('job', id), this.#key('stats'), this.#scheduled, id)
+      for (const id of ids) pipe.rtPromote(this.#key('job', id), this.#key('stats'), this.#scheduled, ...indexes, id)
       for (const [err] of (await pipe.exec()) ?? []) if (err !== null) throw err
       if (ids.length < SWEEP_BATCH) return
     }

@@ -8,6 +8,7 @@ import type { TestContext } from 'node:test'
 import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import { BullmqQueue, type BullmqQueueOptions } from '../../src/queue/bullmq-queue.ts'
+import { CREATE_JOBS } from '../../src/queue/redis-scripts.ts'
 import { waitFor } from './wait.ts'
 
 /** Where the tests look for Redis. */
@@ -162,5 +163,37 @@ export async function withChunkQueue<T> (redis: RedisFixture, type: string, fn: 
     return await fn(queue)
   } finally {
     await queue.close()
+  }
+}
+
+/** A record made by the intake script alone, as {@link crashedIntake} leaves it. */
+export interface CrashedRecord {
+  id: string
+  items: number
+  chunks: number
+  /** Back-dates the record (its `unchunked` score), as if the crash were that long ago. */
+  ageMs?: number
+  /** Its not-before time (epoch ms): a scheduled job. */
+  notBefore?: number
+  /** Its webhook-id, when the trigger had one. */
+  dedup?: string
+}
+
+/**
+ * What a receiver killed after the intake script and before its addBulk leaves behind: the record
+ * of a job of type `items` (in the unchunked index), and no chunk in BullMQ.
+ */
+export async function crashedIntake (redis: RedisFixture, job: CrashedRecord): Promise<void> {
+  const raw = new Redis(redis.url, { maxRetriesPerRequest: 1 })
+  raw.on('error', () => {})
+  try {
+    raw.defineCommand('rtCreateJobs', { lua: CREATE_JOBS })
+    const rt = (kind: string): string => `${redis.prefix}:rt:${kind}`
+    const keys = [rt('stats'), rt('index'), rt('index:queued'), rt('seq'), rt('unchunked'), rt('index:scheduled'), rt('scheduled'), rt(`job:${job.id}`)]
+    const dedup = job.dedup === undefined ? 0 : keys.push(rt(`dedup:${job.dedup}`))
+    await (raw as unknown as { rtCreateJobs: (...a: Array<string | number>) => Promise<unknown> }).rtCreateJobs(
+      keys.length, ...keys, Date.now() - (job.ageMs ?? 0), 'items', '{}', `${job.items} ${job.chunks} ${job.id} ${dedup} ${job.notBefore ?? 0}`)
+  } finally {
+    raw.disconnect()
   }
 }

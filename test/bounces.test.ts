@@ -13,7 +13,8 @@ import Database from 'better-sqlite3'
 import { simpleParser } from 'mailparser'
 import { pino } from 'pino'
 import { createMailer, emailHandler, generateSecret, sign } from 'rawtrigger'
-import { ruleFor } from '../src/server/access.ts'
+import { EMAIL_ACCESS } from '../src/email/plugin.ts'
+import { accessTable } from '../src/server/access.ts'
 import { deliveryStatusOf, parseDeliveryStatus, type DsnRecipient } from '../src/smtp/bounce-dsn.ts'
 import { parseBounce } from '../src/smtp/bounce-parse.ts'
 import { postJob, request, startReceiver, waitFor, type JsonResponse, type TestReceiver } from './helpers/receiver.ts'
@@ -204,7 +205,7 @@ test('bad inputs: 400 for a body of no format, 415 for a wrong Content-Type, 413
 })
 
 test('access as /jobs: signed with a secret (unsigned → 401), and a store failure answers 503 RT_ERR_STORE', async (t) => {
-  assert.equal(ruleFor('/bounces'), 'signed')
+  assert.equal(accessTable(EMAIL_ACCESS)('/bounces'), 'signed')
   const secret = generateSecret()
   const { r } = await start(t, { concurrency: 0, secret })
   const body = fixture('ses-bounce-permanent.json')

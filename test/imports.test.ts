@@ -18,7 +18,8 @@ const LAYERS: ReadonlyArray<readonly [name: string, paths: readonly string[]]> =
   ['cli', ['cli.ts', 'cli/']], //      `rawtrigger …`: wires a receiver, a queue and the e-mail job together
   ['defaults', ['receiver-default.ts']], // the package's createReceiver: the receiver on SQLite unless told otherwise
   ['web', ['web/']], //                the page and its app routes (call trigger(), read the receiver's views)
-  ['server', ['server/']], //          the receiver: HTTP, access, routes, metrics
+  ['email', ['email/']], //            the e-mail job type as a receiver plugin: its routes, metrics and /stats fields
+  ['server', ['server/']], //          the receiver: HTTP, access, routes, metrics, the plugin contract; knows no job type
   ['smtp', ['smtp/']], //              the e-mail job type: a handler registered by name, its mailer and sink
   ['queue', ['queue/']], //            job stores and the handler contract; knows no job type
   ['net', ['net/']], //                the trigger client and signatures

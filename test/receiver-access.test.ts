@@ -11,7 +11,8 @@ import { test, type TestContext } from 'node:test'
 import Database from 'better-sqlite3'
 import { pino } from 'pino'
 import { generateSecret, sign } from 'rawtrigger'
-import { ACCESS_TABLE, ruleFor } from '../src/server/access.ts'
+import { EMAIL_ACCESS } from '../src/email/plugin.ts'
+import { ACCESS_TABLE, accessTable, ruleFor } from '../src/server/access.ts'
 import type { ReceiverOptions } from '../src/server/receiver.ts'
 import { sendJson } from '../src/server/respond.ts'
 import { getStats, postJob, request, startReceiver, tempDir, type TestReceiver } from './helpers/receiver.ts'
@@ -60,13 +61,20 @@ function send (r: TestReceiver, route: { method: string, path: string, body?: un
   })
 }
 
-test('every path of serve has a row in the access table; a path in none gets the strict default', () => {
+test('every path of serve has a row in the access table (the receiver\'s and the e-mail plugin\'s); a path in none gets the strict default', () => {
+  const rows = [...ACCESS_TABLE, ...EMAIL_ACCESS]
   for (const path of ['/healthz', '/metrics', '/stats', '/mailbox', '/jobs', '/jobs/email', '/jobs/x/retry', '/suppressions', '/suppressions/a%40b.c', '/bounces', '/', '/static/app.js', '/campaigns', '/campaigns/preview']) {
-    assert.ok(ACCESS_TABLE.some((row) => (typeof row.path === 'string' ? row.path === path : row.path.test(path))), `${path} has no row`)
+    assert.ok(rows.some((row) => (typeof row.path === 'string' ? row.path === path : row.path.test(path))), `${path} has no row`)
   }
-  assert.equal(ruleFor('/healthz'), 'open')
-  assert.equal(ruleFor('/jobs/email'), 'signed')
-  assert.equal(ruleFor('/somewhere-new'), 'local-or-signed')
+  const rule = accessTable(rows)
+  assert.equal(rule('/healthz'), 'open')
+  assert.equal(rule('/jobs/email'), 'signed')
+  assert.equal(rule('/suppressions/a%40b.c'), 'signed')
+  assert.equal(rule('/somewhere-new'), 'local-or-signed')
+  assert.equal(ruleFor('/suppressions'), 'local-or-signed', 'the receiver alone knows no e-mail route')
+  // A plugin's row cannot loosen one of the receiver's: the first row of a path wins.
+  assert.equal(accessTable([...ACCESS_TABLE, { path: '/jobs', rule: 'open' }, { path: /^\/jobs\//, rule: 'open' }])('/jobs/x'), 'signed')
+  assert.equal(accessTable([...ACCESS_TABLE, { path: '/jobs', rule: 'open' }])('/jobs'), 'signed')
 })
 
 test('no secret: a non-loopback Host is refused with 403 on every route, and nothing is stored or changed', async (t) => {
@@ -160,7 +168,7 @@ test('a /suppressions store failure answers 503 RT_ERR_STORE, not 500', async (t
   assert.equal(added.status, 503, added.text)
   assert.equal(added.json.error.code, 'RT_ERR_STORE')
   other.exec('ROLLBACK')
-  other.exec('DROP TABLE suppressions') // a damaged file: every read of the list fails
+  other.exec('DROP TABLE lists') // a damaged file: every read of the list fails
   const listed = await request(`${r.url}/suppressions`)
   assert.equal(listed.status, 503, listed.text)
   assert.equal(listed.json.error.code, 'RT_ERR_STORE')

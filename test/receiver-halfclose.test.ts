@@ -144,7 +144,7 @@ function slowStore (dataDir: string): JobStore {
     retry: inner.retry.bind(inner),
     cancel: inner.cancel.bind(inner),
     purge: inner.purge.bind(inner),
-    suppressions: inner.suppressions,
+    keyedList: inner.keyedList.bind(inner),
     close: inner.close.bind(inner),
   }
 }

@@ -44,7 +44,7 @@ function wrapStore (inner: JobStore, overrides: Partial<JobStore>): JobStore {
     retry: (id) => inner.retry(id),
     cancel: (id) => inner.cancel(id),
     purge: (before) => inner.purge(before),
-    suppressions: inner.suppressions,
+    keyedList: (name) => inner.keyedList(name),
     close: () => inner.close(),
     ...overrides,
   }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { EMAIL_TYPE, emailPlugin } from '../email/plugin.ts'
 import { ConfigError, InvalidOptionError } from '../errors.ts'
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../log.ts'
 import { parseDomainFlags } from '../smtp/domain-limits.ts'
@@ -253,12 +254,15 @@ export async function serve (argv: string[]): Promise<void> {
   // Opened before the sink starts: a damaged or unwritable store fails first, naming its file.
   if (queueUrl === undefined) options.store = new SqliteStore(options.dataDir ?? './data', writer === undefined ? {} : { writer })
   const email = await startEmailService(emailOptions(values, log))
-  // doctor: the do-nothing job `rawtrigger doctor` fires to see which triggers arrive.
-  options.handlers = { email: email.handler, [DOCTOR_JOB_TYPE]: doctorJob, ...options.handlers }
+  // doctor: the do-nothing job `rawtrigger doctor` fires to see which triggers arrive. An `email`
+  // of --handlers replaces the built-in handler; the e-mail plugin's routes and metrics stay.
+  const { [EMAIL_TYPE]: ownEmail, ...own } = options.handlers ?? {}
+  options.handlers = { [DOCTOR_JOB_TYPE]: doctorJob, ...own }
+  options.plugins = [emailPlugin({ service: email, ...(ownEmail === undefined ? {} : { handler: ownEmail }) })]
   // The web page fires its triggers at this receiver: bound once it listens.
   let listening: Receiver | undefined
   const web = createWebRoutes({ target: () => listening && { url: listening.url, socketPath: listening.socketPath, jobs: listening.queue }, log, ...(secret === undefined ? {} : { secret }) })
-  options.routes = (req, res) => web(req, res) || email.routes(req, res)
+  options.routes = web
   const { dataDir: _dir, ...receiverOptions } = options
   const receiver = await createReceiver(receiverOptions).catch(async (err: unknown) => {
     await email.close()
@@ -266,7 +270,7 @@ export async function serve (argv: string[]): Promise<void> {
   })
   listening = receiver
   const on = receiver.socketPath === undefined ? receiver.url : `${receiver.url} via unix:${receiver.socketPath}`
-  process.stdout.write(`rawtrigger listening on ${on} (jobs: ${Object.keys(options.handlers ?? {}).join(', ') || 'none'}; store: ${queueUrl === undefined ? resolve(options.dataDir ?? '') : redacted(queueUrl)}; mail: ${email.sink === undefined ? redacted(email.smtpUrl) : `${email.smtpUrl} (embedded sink)`}; concurrency ${options.concurrency ?? 1})\n`)
+  process.stdout.write(`rawtrigger listening on ${on} (jobs: ${[EMAIL_TYPE, ...Object.keys(options.handlers)].join(', ')}; store: ${queueUrl === undefined ? resolve(options.dataDir ?? '') : redacted(queueUrl)}; mail: ${email.sink === undefined ? redacted(email.smtpUrl) : `${email.smtpUrl} (embedded sink)`}; concurrency ${options.concurrency ?? 1})\n`)
   log.info({ url: receiver.url, ...(receiver.socketPath === undefined ? {} : { socketPath: receiver.socketPath }) }, 'listening')
 
   let stopping = false

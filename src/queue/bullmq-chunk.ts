@@ -56,7 +56,7 @@ export class ChunkRunner {
     let dueAt: number | undefined
     await eachLimited(parts, Math.max(1, options.concurrency), async (part) => {
       try {
-        const due = await this.#part(part, handler, run, job.id ?? '', claim, options)
+        const due = await this.#part(part, handler, run, job.id ?? '', claim, options, data.type)
         if (due !== undefined) dueAt = Math.min(dueAt ?? due, due)
       } catch (err) {
         error ??= err
@@ -71,7 +71,7 @@ export class ChunkRunner {
   }
 
   /** Runs one part; returns when its earliest pending item is due, or undefined when none is left. */
-  async #part (part: Part, handler: JobHandler<unknown>, run: number, runner: string, claim: number, options: RunOptions): Promise<number | undefined> {
+  async #part (part: Part, handler: JobHandler<unknown>, run: number, runner: string, claim: number, options: RunOptions, type: string): Promise<number | undefined> {
     const { id, chunk, start, end } = part
     const active = this.#key('active', id)
     const state = await this.#call('rtChunkStart', this.#key('job', id), this.#key('stats'), this.#key('finished'), active, ...this.#indexes, Date.now(), id, chunk, run, runner, claim)
@@ -79,7 +79,7 @@ export class ChunkRunner {
     let pending: number | undefined
     try {
       const log = options.log.child({ job: id, chunk, run })
-      const ctx = this.#chunks.context(id, start, end, run, await this.#chunks.payload(id), log, options.observe ?? (() => {}))
+      const ctx = this.#chunks.context(id, start, end, run, await this.#chunks.payload(id), log, (event) => options.observe?.(type, event))
       await handler.run(ctx)
       pending = await this.#chunks.pendingIn(id, start, end)
     } catch (err) {

@@ -4,7 +4,7 @@ import type { ItemEvent, JobContext } from './handler.ts'
 import { ItemBatch, type ItemMark } from './item-batch.ts'
 import type { RedisControl } from './redis-control.ts'
 import { parseItem } from './redis-call.ts'
-import type { DueItem, ItemOutcome } from './types.ts'
+import type { DueItem, ItemOutcome, KeyedList } from './types.ts'
 
 // Payloads parsed per process: a 100,000-recipient list is parsed once, not once per chunk.
 const PAYLOAD_CACHE = 8
@@ -15,13 +15,15 @@ export class ChunkItems {
   readonly #key: (kind: string, id?: string) => string
   readonly #payloads = new Map<string, unknown>()
   readonly #control: RedisControl
+  readonly #lists: (name: string) => KeyedList
   readonly #signal: AbortSignal
 
-  /** `control` answers the per-item check a cancel is seen through; `signal` fires on stop. */
-  constructor (redis: Redis, key: (kind: string, id?: string) => string, control: RedisControl, signal: AbortSignal) {
+  /** `control` answers the per-item check a cancel is seen through; `lists` the job type's keyed lists; `signal` fires on stop. */
+  constructor (redis: Redis, key: (kind: string, id?: string) => string, control: RedisControl, lists: (name: string) => KeyedList, signal: AbortSignal) {
     this.#redis = redis
     this.#key = key
     this.#control = control
+    this.#lists = lists
     this.#signal = signal
   }
 
@@ -56,7 +58,7 @@ export class ChunkItems {
     // Outcomes of messages that end together, or during a write, share one round trip (item-batch.ts).
     const batch = new ItemBatch((marks) => markAll(redis, keys, marks))
     return {
-      id, payload, attempts, signal, log, observe, suppressions: control,
+      id, payload, attempts, signal, log, observe, keyedList: this.#lists,
       items: end - start,
       async * dueItems (): AsyncGenerator<DueItem> {
         if (end <= start) return

@@ -1,16 +1,17 @@
 import { ConfigError } from '../errors.ts'
 import { bullmq, ioredis, type Job, type Queue, type Redis, type Worker } from './lazy-packages.ts'
-import { guardSuppressions } from './suppression-guard.ts'
+import { guardList } from './list-guard.ts'
 import { CHUNK_DONE, CHUNK_PAUSE, CHUNK_START, MARK_ITEM, SET_STATE } from './redis-scripts.ts'
 import { callScript, parseItem, withIndexes } from './redis-call.ts'
 import { ChunkItems } from './bullmq-items.ts'
 import { ChunkRunner } from './bullmq-chunk.ts'
 import { RedisControl, summaryOf } from './redis-control.ts'
+import { RedisLists } from './redis-lists.ts'
 import { RedisIntake, storeError, type ChunkData, type ChunkJob } from './redis-intake.ts'
 import { RedisSweep } from './redis-sweep.ts'
 import type {
   AddResult, CommitStats, ControlResult, JobErrorView, JobList, JobListQuery, JobQueue, JobView, NewJob, RunOptions,
-  StoreStats, SuppressionList,
+  KeyedList, StoreStats,
 } from './types.ts'
 
 /** Recipients per BullMQ job: the unit many workers share, and at most what a killed worker redoes. */
@@ -52,7 +53,7 @@ export class BullmqQueue implements JobQueue {
   readonly #rateLimit: number | undefined
   readonly #retainS: number
   readonly #control: RedisControl
-  readonly #suppressions: SuppressionList
+  readonly #lists: RedisLists
   readonly #runner: ChunkRunner
   readonly #intake: RedisIntake
   readonly #sweep: RedisSweep
@@ -95,8 +96,8 @@ export class BullmqQueue implements JobQueue {
     this.#redis.defineCommand('rtChunkPause', { numberOfKeys: withIndexes(3), lua: CHUNK_PAUSE })
     this.#control = new RedisControl(this.#redis, (kind, id) => this.#key(kind, id), (id, type, indexes) => this.#requeue(id, type, indexes),
       async (id, type, chunks) => { await Promise.all(Array.from({ length: chunks }, (_, n) => this.#queueFor(type).remove(`${id}-c${n}`))) })
-    this.#suppressions = guardSuppressions(this.#control, storeError)
-    const items = new ChunkItems(this.#redis, (kind, id) => this.#key(kind, id), this.#control, this.#abort.signal)
+    this.#lists = new RedisLists(this.#redis, (kind) => this.#key(kind))
+    const items = new ChunkItems(this.#redis, (kind, id) => this.#key(kind, id), this.#control, (name) => this.keyedList(name), this.#abort.signal)
     this.#runner = new ChunkRunner({ call: (name, ...args) => this.#call(name, ...args), key: (kind, id) => this.#key(kind, id), chunks: items, signal: this.#abort.signal })
   }
 
@@ -116,8 +117,8 @@ export class BullmqQueue implements JobQueue {
   /** Queues the chunks of records stored without them, a few seconds old ({@link RedisSweep}); `start()` sweeps every 2 s. */
   sweep (): Promise<number> { return this.#wrap('sweep', () => this.#sweep.sweep()) }
 
-  get suppressions (): SuppressionList {
-    return this.#suppressions
+  keyedList (name: string): KeyedList {
+    return guardList(name, this.#lists.list(name), storeError)
   }
 
   async #wrap<T> (op: string, fn: () => Promise<T>): Promise<T> {

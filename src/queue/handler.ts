@@ -1,5 +1,5 @@
 import type { Logger } from '../log.ts'
-import type { DueItem, ItemOutcome, SuppressionList } from './item-types.ts'
+import type { DueItem, ItemOutcome, KeyedList } from './item-types.ts'
 
 /** What a handler's `parse` returns for a valid payload. */
 export interface ParsedJob<P> {
@@ -26,16 +26,17 @@ export interface JobContext<P> {
   dueItems (): AsyncIterable<DueItem>
   /** Records one item's outcome durably before it resolves. */
   markItem (index: number, outcome: ItemOutcome): Promise<void>
-  /** Addresses later jobs skip (hard bounces, unsubscribes). */
-  readonly suppressions: SuppressionList
-  /** Reports an item's outcome to the metrics. */
+  /** A keyed list the store keeps for the job type, by name (the e-mail type's `suppressions`). */
+  keyedList (name: string): KeyedList
+  /** Reports an item's outcome: the receiver hands it to the plugin of the job's type (its metrics). */
   observe (event: ItemEvent): void
 }
 
-/** What a job handler reports per item, for `/metrics`. */
+/** What a job handler reports per item. The job type's plugin gives it meaning (e.g. a counter by outcome). */
 export interface ItemEvent {
-  outcome: 'sent' | 'failed' | 'retry' | 'suppressed'
-  /** The SMTP reply code, when there was one. */
+  /** How the item ended this time, in the job type's words (e-mail: sent, failed, retry, suppressed). */
+  outcome: string
+  /** The remote end's reply code, when there was one (e-mail: the SMTP reply). */
   code?: number
 }
 

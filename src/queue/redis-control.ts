@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis'
 import { CANCEL, PURGE, RETRY } from './redis-scripts.ts'
 import { callScript, stateIndexes, withIndexes } from './redis-call.ts'
 import { LIST_LIMIT, LIST_LIMIT_MAX, PURGE_BATCH } from './control-limits.ts'
-import type { ControlResult, JobList, JobListQuery, JobState, JobSummary, StoreStats, Suppression, SuppressionList } from './types.ts'
+import type { ControlResult, JobList, JobListQuery, JobState, JobSummary, StoreStats } from './types.ts'
 
 /**
  * A job hash as the API lists it. A `scheduled` record whose time has come reads `queued`: the
@@ -24,8 +24,8 @@ export function summaryOf (id: string, h: Record<string, string>, now = Date.now
   return view
 }
 
-/** Job control, retention and suppressions in Redis, next to the BullMQ queue. */
-export class RedisControl implements SuppressionList {
+/** Job control and retention in Redis, next to the BullMQ queue. */
+export class RedisControl {
   readonly #redis: Redis
   readonly #key: (kind: string, id?: string) => string
   readonly #requeue: (id: string, type: string, indexes: number[]) => Promise<void>
@@ -118,42 +118,5 @@ export class RedisControl implements SuppressionList {
         this.#key('stats'), this.#key('index'), this.#key('finished'), this.#key('active', id), dedup, ...stateIndexes(this.#key), id)
     }
     return ids.length
-  }
-
-  async listSuppressed (limit: number, after = ''): Promise<Suppression[]> {
-    const min = after === '' ? '-' : `(${after.toLowerCase()}`
-    const keys = await this.#redis.zrangebylex(this.#key('suppressed:index'), min, '+', 'LIMIT', 0, limit)
-    if (keys.length === 0) return []
-    const values = await this.#redis.hmget(this.#key('suppressed'), ...keys)
-    return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as Suppression)
-  }
-
-  async suppress (email: string, reason: string): Promise<boolean> {
-    const key = email.toLowerCase()
-    const existing = await this.#redis.hget(this.#key('suppressed'), key)
-    // As on SQLite: the first spelling and date stay, the reason is updated.
-    const record: Suppression = existing === null
-      ? { email, reason, createdAt: new Date().toISOString() }
-      : { ...(JSON.parse(existing) as Suppression), reason }
-    const [[, added]] = await this.#redis.multi()
-      .hset(this.#key('suppressed'), key, JSON.stringify(record))
-      .zadd(this.#key('suppressed:index'), 0, key)
-      .exec() as [[unknown, number], unknown]
-    return added === 1
-  }
-
-  async unsuppress (email: string): Promise<boolean> {
-    const key = email.toLowerCase()
-    const [[, removed]] = await this.#redis.multi().hdel(this.#key('suppressed'), key).zrem(this.#key('suppressed:index'), key).exec() as [[unknown, number], unknown]
-    return removed === 1
-  }
-
-  async suppressed (emails: readonly string[]): Promise<Map<string, string>> {
-    const out = new Map<string, string>()
-    if (emails.length === 0) return out
-    const keys = emails.map((e) => e.toLowerCase())
-    const values = await this.#redis.hmget(this.#key('suppressed'), ...keys)
-    values.forEach((v, i) => { if (v !== null) out.set(keys[i] as string, (JSON.parse(v) as Suppression).reason) })
-    return out
   }
 }

@@ -18,23 +18,24 @@ local function reindex (job, id, old, new)
   if old then redis.call('ZREM', KEYS[#KEYS + 1 - STATE_AT[old]], id) end
   if new and seq then redis.call('ZADD', KEYS[#KEYS + 1 - STATE_AT[new]], seq, id) end
 end
+local function recount (stats, old, new)
+  redis.call('HINCRBY', stats, 'jobs:' .. old, -1)
+  redis.call('HINCRBY', stats, 'jobs:' .. new, 1)
+end
 `
 
 /**
- * Intake of a batch of jobs in one call (issue 11: one round trip per event-loop turn, not per job).
- * KEYS: stats, index, index:queued, seq, unchunked, index:scheduled, scheduled, then each job's job
- * key, then the dedup keys of the jobs that have one. ARGV: now, the jobs' type, then per job its
- * payload and `<total> <chunks> <id> <d> <notBefore>`: d is the position of its dedup key in KEYS
- * (0: none; a job without one is a duplicate only when its id exists), notBefore its not-before
- * time (epoch ms, 0: none); such a job is stored `scheduled` (in index:scheduled, and in
- * scheduled by that time) until a chunk starts or the sweep's PROMOTE. A dedup key holds its first
- * job's `<id> <total> <chunks> <notBefore> <type>`. Jobs are taken in order, so a job of the batch
- * with the dedup key of an earlier one is its duplicate. Returns one reply per job: 1 when created
- * (under its id); { 0, first id, total, chunks, type, notBefore } when the dedup key (the
- * trigger's webhook-id) or the id was seen before, with the first job's shape, so the caller can
- * queue its chunks again (they may be missing after a crash); { 0, first id } without it. A new
- * job also enters `unchunked` (scored by now) until the caller has queued its chunks: what is
- * left there after a crash or a failed addBulk is what the sweep (redis-sweep.ts) queues.
+ * Intake of a batch of jobs in one call (one round trip per event-loop turn, not per job).
+ * KEYS: stats, index, index:queued, seq, unchunked, index:scheduled, scheduled, each job's key,
+ * then the dedup keys of jobs that have one. ARGV: now, the jobs' type, then per job its payload
+ * and `<total> <chunks> <id> <d> <notBefore>`: d the position of its dedup key in KEYS (0: none;
+ * then a duplicate only when its id exists), notBefore in epoch ms (0: none; else stored
+ * `scheduled` until a chunk starts or the sweep's PROMOTE). A dedup key holds its first job's
+ * `<id> <total> <chunks> <notBefore> <type>`; a later job of the batch with an earlier one's key is
+ * its duplicate. One reply per job: 1 when created; { 0, first id, total, chunks, type,
+ * notBefore } for a duplicate (the caller queues the first job's chunks again: a crash may have
+ * lost them); { 0, first id } without its shape. A new job enters `unchunked` until the caller
+ * has queued its chunks: what a crash or a failed addBulk leaves there, the sweep queues.
  */
 export const CREATE_JOBS = `
 local out = {}
@@ -56,14 +57,10 @@ for i = 1, (#ARGV - 2) / 2 do
     local seq = redis.call('INCR', KEYS[4])
     local fields = { 'type', type, 'payload', ARGV[a], 'total', total, 'chunks', chunks,
       'state', notBefore > 0 and 'scheduled' or 'queued', 'createdAt', ARGV[1], 'done', 0, 'failed', 0, 'attempts', 0, 'seq', seq }
-    if notBefore > 0 then
-      fields[#fields + 1] = 'notBefore'
-      fields[#fields + 1] = notBefore
-    end
+    if notBefore > 0 then table.insert(fields, 'notBefore'); table.insert(fields, notBefore) end
     if d > 0 then
       redis.call('SET', KEYS[d], id .. ' ' .. total .. ' ' .. chunks .. ' ' .. notBefore .. ' ' .. type)
-      fields[#fields + 1] = 'dedup'
-      fields[#fields + 1] = KEYS[d]
+      table.insert(fields, 'dedup'); table.insert(fields, KEYS[d])
     end
     redis.call('HSET', job, unpack(fields))
     redis.call('ZADD', KEYS[2], seq, id)
@@ -89,12 +86,10 @@ return out
 /** KEYS: job, stats, finished. ARGV: new state, now, error, id. Moves a job and the counters; done, failed, cancelled are final (and enter the retention index); returns the state afterwards. */
 export const SET_STATE = REINDEX + `
 local old = redis.call('HGET', KEYS[1], 'state')
-if not old then return false end
-if old == ARGV[1] or old == 'done' or old == 'failed' or old == 'cancelled' then return old end
+if not old or old == ARGV[1] or old == 'done' or old == 'failed' or old == 'cancelled' then return old or false end
 redis.call('HSET', KEYS[1], 'state', ARGV[1])
 reindex(KEYS[1], ARGV[4], old, ARGV[1])
-redis.call('HINCRBY', KEYS[2], 'jobs:' .. old, -1)
-redis.call('HINCRBY', KEYS[2], 'jobs:' .. ARGV[1], 1)
+recount(KEYS[2], old, ARGV[1])
 if ARGV[1] == 'running' then
   redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[2])
   redis.call('HINCRBY', KEYS[1], 'attempts', 1)
@@ -162,19 +157,16 @@ if n >= chunks and (state == 'queued' or state == 'running') then
   redis.call('HSET', KEYS[2], 'state', 'done', 'finishedAt', ARGV[2])
   reindex(KEYS[2], ARGV[3], state, 'done')
   redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
-  redis.call('HINCRBY', KEYS[3], 'jobs:' .. state, -1)
-  redis.call('HINCRBY', KEYS[3], 'jobs:done', 1)
+  recount(KEYS[3], state, 'done')
 end
 return n
 `
 
 /**
- * KEYS: job, stats, finished, active. ARGV: now, id, chunk, run, runner, claim. A chunk starts: it
- * joins the job's active set, a queued (or scheduled: its delayed chunk is due) job becomes
- * running, and the job's attempts are the most runs any chunk has had. With claim 1 the chunk runs
- * only for the BullMQ job (runner) that started it first: a bundle and the sweep's `<id>-c0` for
- * the same job do not both run it (`taken`). Returns the job's state; anything but running means:
- * do not run.
+ * KEYS: job, stats, finished, active. ARGV: now, id, chunk, run, runner, claim. A chunk joins the
+ * job's active set, a queued (or scheduled) job becomes running, its attempts the most runs of any
+ * chunk. With claim 1 the chunk runs only for the BullMQ job (runner) that started it first: a
+ * bundle and the sweep's `<id>-c0` do not both run it (`taken`). Anything but running: do not run.
  */
 export const CHUNK_START = REINDEX + `
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -188,8 +180,7 @@ redis.call('SADD', KEYS[4], ARGV[3])
 if state ~= 'running' then
   redis.call('HSET', KEYS[1], 'state', 'running')
   reindex(KEYS[1], ARGV[2], state, 'running')
-  redis.call('HINCRBY', KEYS[2], 'jobs:' .. state, -1)
-  redis.call('HINCRBY', KEYS[2], 'jobs:running', 1)
+  recount(KEYS[2], state, 'running')
   redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[1])
 end
 if tonumber(ARGV[4]) > tonumber(redis.call('HGET', KEYS[1], 'attempts')) then
@@ -208,8 +199,7 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'running' and redis.call('SCARD', KEYS[3]) == 0 then
   redis.call('HSET', KEYS[1], 'state', 'queued')
   reindex(KEYS[1], ARGV[1], 'running', 'queued')
-  redis.call('HINCRBY', KEYS[2], 'jobs:running', -1)
-  redis.call('HINCRBY', KEYS[2], 'jobs:queued', 1)
+  recount(KEYS[2], 'running', 'queued')
 end
 return state
 `
@@ -223,8 +213,7 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 if redis.call('HGET', KEYS[1], 'state') ~= 'scheduled' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'queued')
 reindex(KEYS[1], ARGV[1], 'scheduled', 'queued')
-redis.call('HINCRBY', KEYS[2], 'jobs:scheduled', -1)
-redis.call('HINCRBY', KEYS[2], 'jobs:queued', 1)
+recount(KEYS[2], 'scheduled', 'queued')
 return 1
 `
 
@@ -255,8 +244,7 @@ if state == 'done' or state == 'failed' then
   reindex(KEYS[1], ARGV[1], state, 'queued')
   redis.call('HDEL', KEYS[1], 'finishedAt', 'error')
   redis.call('ZREM', KEYS[5], ARGV[1])
-  redis.call('HINCRBY', KEYS[4], 'jobs:' .. state, -1)
-  redis.call('HINCRBY', KEYS[4], 'jobs:queued', 1)
+  recount(KEYS[4], state, 'queued')
 end
 return retried
 `
@@ -293,8 +281,20 @@ local open = tonumber(h[1]) - tonumber(h[2]) - tonumber(h[3])
 -- Unsent items leave the pending count; one in flight that ends later gives its share back.
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finishedAt', ARGV[1], 'closedOpen', open)
 redis.call('HINCRBY', KEYS[2], 'items:closed', open)
-redis.call('HINCRBY', KEYS[2], 'jobs:' .. s, -1)
-redis.call('HINCRBY', KEYS[2], 'jobs:cancelled', 1)
+recount(KEYS[2], s, 'cancelled')
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
 return 'cancelled'
+`
+
+/** KEYS: 0.1's suppression hash and index, a list's hash and index (redis-lists.ts). Moves 0.1's entries into the list once. */
+export const MIGRATE_LIST = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local o = cjson.decode(all[i + 1])
+  redis.call('HSETNX', KEYS[3], all[i], cjson.encode({ key = o.email, value = o.reason, createdAt = o.createdAt }))
+  redis.call('ZADD', KEYS[4], 0, all[i])
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+return #all / 2
 `

@@ -1,13 +1,13 @@
 import type Database from 'better-sqlite3'
 import { LIST_LIMIT, LIST_LIMIT_MAX, PURGE_BATCH } from './control-limits.ts'
 import { toSummary, VIEW_STATE_SQL, type JobRow } from './sqlite-schema.ts'
-import type { ControlResult, JobList, JobListQuery, JobState, Suppression, SuppressionList } from './types.ts'
+import type { ControlResult, JobList, JobListQuery, JobState } from './types.ts'
 
 /** Pages given back to the file system per retention step. */
 const VACUUM_PAGES = 500
 
-/** Job control, retention and suppressions on the SQLite file: the parts the worker does not need. */
-export class SqliteControl implements SuppressionList {
+/** Job control and retention on the SQLite file: the parts the worker does not need. */
+export class SqliteControl {
   readonly #db: Database.Database
   readonly #s
 
@@ -27,12 +27,6 @@ export class SqliteControl implements SuppressionList {
       deleteItems: db.prepare('DELETE FROM items WHERE job_seq = ?'),
       deletePayload: db.prepare('DELETE FROM payloads WHERE job_seq = ?'),
       deleteJob: db.prepare('DELETE FROM jobs WHERE seq = ?'),
-      listSuppressed: db.prepare(`SELECT email, reason, created_at FROM suppressions WHERE email > ? ORDER BY email LIMIT ?`),
-      suppress: db.prepare(`INSERT INTO suppressions (email, reason, created_at) VALUES (?, ?, ?)
-        ON CONFLICT (email) DO UPDATE SET reason = excluded.reason`),
-      exists: db.prepare('SELECT 1 FROM suppressions WHERE email = ?').pluck(),
-      unsuppress: db.prepare('DELETE FROM suppressions WHERE email = ?'),
-      suppressed: db.prepare(`SELECT email, reason FROM suppressions WHERE email IN (SELECT value FROM json_each(?))`),
     }
   }
 
@@ -89,29 +83,5 @@ export class SqliteControl implements SuppressionList {
     })()
     this.#db.pragma(`incremental_vacuum(${VACUUM_PAGES})`)
     return seqs.length
-  }
-
-  async listSuppressed (limit: number, after = ''): Promise<Suppression[]> {
-    const rows = this.#s.listSuppressed.all(after, limit) as Array<{ email: string, reason: string, created_at: number }>
-    return rows.map((r) => ({ email: r.email, reason: r.reason, createdAt: new Date(r.created_at).toISOString() }))
-  }
-
-  async suppress (email: string, reason: string): Promise<boolean> {
-    const existed = this.#s.exists.get(email) !== undefined
-    this.#s.suppress.run(email, reason, Date.now())
-    return !existed
-  }
-
-  async unsuppress (email: string): Promise<boolean> {
-    return this.#s.unsuppress.run(email).changes === 1
-  }
-
-  async suppressed (emails: readonly string[]): Promise<Map<string, string>> {
-    const out = new Map<string, string>()
-    if (emails.length === 0) return out
-    for (const r of this.#s.suppressed.all(JSON.stringify(emails)) as Array<{ email: string, reason: string }>) {
-      out.set(r.email.toLowerCase(), r.reason)
-    }
-    return out
   }
 }

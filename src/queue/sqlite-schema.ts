@@ -42,10 +42,13 @@ CREATE TABLE IF NOT EXISTS items (
   error    TEXT,
   PRIMARY KEY (job_seq, idx)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS suppressions (
-  email      TEXT PRIMARY KEY COLLATE NOCASE,
-  reason     TEXT NOT NULL,
-  created_at INTEGER NOT NULL
+-- The keyed lists of job types (the e-mail type's suppressions), one table for all.
+CREATE TABLE IF NOT EXISTS lists (
+  list       TEXT NOT NULL,
+  key        TEXT NOT NULL COLLATE NOCASE,
+  value      TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (list, key)
 ) WITHOUT ROWID;
 `
 

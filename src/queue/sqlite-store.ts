@@ -2,14 +2,15 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { StoreError } from '../errors.ts'
 import { betterSqlite3, type Database } from './lazy-packages.ts'
-import { guardSuppressions } from './suppression-guard.ts'
+import { guardList } from './list-guard.ts'
 import { DEDUP_INDEX, HAS_TABLE_DEDUP_INDEX, MAX_ERRORS_SHOWN, SCHEMA, VIEW_STATE_SQL, toView, type ItemErrorRow, type JobRow } from './sqlite-schema.ts'
 import type {
   AddResult, ClaimedJob, CommitStats, WriterMode, ControlResult, DueItem, ItemOutcome, JobList, JobListQuery, JobState, JobStore, JobView,
-  NewJob, StoreStats, SuppressionList,
+  KeyedList, NewJob, StoreStats,
 } from './types.ts'
 import { SqliteControl } from './sqlite-control.ts'
 import { SqliteItems } from './sqlite-items.ts'
+import { migrateLegacyLists, SqliteLists } from './sqlite-lists.ts'
 import { SqliteWriter } from './sqlite-writer.ts'
 
 /** How long a write waits for a lock held by another process before it fails (blocks the event loop). */
@@ -67,7 +68,7 @@ export class SqliteStore implements JobStore {
   readonly #claimTx
   readonly #control: SqliteControl
   readonly #items: SqliteItems
-  readonly #suppressions: SuppressionList
+  readonly #lists: SqliteLists
 
   constructor (dataDir: string, options: SqliteStoreOptions = {}) {
     const file = join(dataDir, 'rawtrigger.db')
@@ -80,6 +81,7 @@ export class SqliteStore implements JobStore {
       this.#db.pragma('synchronous = NORMAL')
       this.#db.exec(SCHEMA)
       if (this.#db.prepare(HAS_TABLE_DEDUP_INDEX).pluck().get() === 0) this.#db.exec(DEDUP_INDEX)
+      migrateLegacyLists(this.#db)
     } catch (err) {
       throw openError(file, err)
     }
@@ -114,7 +116,7 @@ export class SqliteStore implements JobStore {
     }
     this.#control = new SqliteControl(db)
     this.#items = new SqliteItems(db)
-    this.#suppressions = guardSuppressions(this.#control, storeError)
+    this.#lists = new SqliteLists(db)
     this.#expireDeadOwners()
     this.#writer = new SqliteWriter(db, BUSY_TIMEOUT_MS, options.writer ?? 'inline')
     this.#writer.start()
@@ -257,8 +259,8 @@ export class SqliteStore implements JobStore {
     return this.#run('read', () => this.#items.pending(id, index))
   }
 
-  get suppressions (): SuppressionList {
-    return this.#suppressions
+  keyedList (name: string): KeyedList {
+    return guardList(name, this.#lists.list(name), storeError)
   }
 
   async close (): Promise<void> {

@@ -1,5 +1,5 @@
 import type {
-  AddResult, CommitStats, ControlResult, JobList, JobListQuery, JobQueue, JobStore, JobView, NewJob, RunOptions, StoreStats, SuppressionList,
+  AddResult, CommitStats, ControlResult, JobList, JobListQuery, JobQueue, JobStore, JobView, NewJob, KeyedList, RunOptions, StoreStats,
 } from './types.ts'
 import { Worker } from './worker.ts'
 
@@ -49,8 +49,8 @@ export class StoreQueue implements JobQueue {
     return this.store.purge(before)
   }
 
-  get suppressions (): SuppressionList {
-    return this.store.suppressions
+  keyedList (name: string): KeyedList {
+    return this.store.keyedList(name)
   }
 
   start (options: RunOptions): void {

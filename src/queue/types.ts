@@ -1,8 +1,8 @@
 import type { Logger } from '../log.ts'
 import type { ItemEvent, JobHandler } from './handler.ts'
-import type { DueItem, ItemOutcome, SuppressionList } from './item-types.ts'
+import type { DueItem, ItemOutcome, KeyedList } from './item-types.ts'
 
-export type { DueItem, ItemOutcome, Suppression, SuppressionList } from './item-types.ts'
+export type { DueItem, ItemOutcome, KeyedList, ListEntry } from './item-types.ts'
 
 /**
  * The states of a job. A job whose items all ended (some failed) is `done`; `failed` means it could
@@ -176,7 +176,8 @@ export interface JobControl {
   cancel (id: string): Promise<ControlResult | undefined>
   /** Deletes a batch of jobs that finished before `before` (epoch ms); the number deleted. */
   purge (before: number): Promise<number>
-  readonly suppressions: SuppressionList
+  /** The keyed list `name` of a job type (e.g. the e-mail type's `suppressions`), kept by this store. */
+  keyedList (name: string): KeyedList
 }
 
 /** What a queue needs to run jobs. */
@@ -189,8 +190,8 @@ export interface RunOptions {
   leaseMs?: number
   /** How often an idle worker looks for due work (SQLite). */
   pollMs?: number
-  /** Receives each item's outcome, for the metrics. */
-  observe?: (event: ItemEvent) => void
+  /** Receives each item's outcome with its job's type: the receiver hands it to that type's plugin (its metrics). */
+  observe?: (type: string, event: ItemEvent) => void
 }
 
 /**

@@ -139,8 +139,8 @@ export class Worker {
         }
       },
       markItem: (index: number, outcome: ItemOutcome) => batch.mark(index, outcome),
-      suppressions: store.suppressions,
-      observe: this.#opts.observe ?? (() => {}),
+      keyedList: (name: string) => store.keyedList(name),
+      observe: (event) => this.#opts.observe?.(job.type, event),
     }
   }
 

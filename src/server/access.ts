@@ -26,19 +26,17 @@ export interface RouteAccess {
 }
 
 /**
- * Every route of `rawtrigger serve` and its rule, in one place. A path that is in no row gets
- * {@link DEFAULT_RULE}: a route added later is never open by omission.
+ * The receiver's own routes and the page's, with their rules. A plugin adds rows for its routes
+ * (server/plugin.ts; the e-mail plugin's /suppressions, /bounces, /mailbox); the receiver joins
+ * them into one table ({@link accessTable}). A path that is in no row gets {@link DEFAULT_RULE}: a
+ * route added later is never open by omission.
  */
 export const ACCESS_TABLE: readonly RouteAccess[] = [
   { path: '/healthz', rule: 'open' },
   { path: '/metrics', rule: 'metrics' },
   { path: '/stats', rule: 'local-or-signed' },
-  { path: '/mailbox', rule: 'local-or-signed' },
   { path: '/jobs', rule: 'signed' },
   { path: /^\/jobs\//, rule: 'signed' },
-  { path: '/suppressions', rule: 'signed' },
-  { path: /^\/suppressions\//, rule: 'signed' },
-  { path: '/bounces', rule: 'signed' },
   { path: '/', rule: 'local' },
   { path: /^\/static\//, rule: 'local' },
   { path: '/campaigns', rule: 'local' },
@@ -48,16 +46,22 @@ export const ACCESS_TABLE: readonly RouteAccess[] = [
 /** The rule of a path in no row of the table. */
 export const DEFAULT_RULE: AccessRule = 'local-or-signed'
 
-const EXACT = new Map(ACCESS_TABLE.flatMap((r) => (typeof r.path === 'string' ? [[r.path, r.rule] as const] : [])))
-const PATTERNS = ACCESS_TABLE.filter((r): r is RouteAccess & { path: RegExp } => r.path instanceof RegExp)
-
-/** The rule for a path, from {@link ACCESS_TABLE}. */
-export function ruleFor (path: string): AccessRule {
-  const exact = EXACT.get(path)
-  if (exact !== undefined) return exact
-  for (const row of PATTERNS) if (row.path.test(path)) return row.rule
-  return DEFAULT_RULE
+/** The rule of each path under `rows`: an exact row first, then the first pattern that matches, else {@link DEFAULT_RULE}. */
+export function accessTable (rows: readonly RouteAccess[]): (path: string) => AccessRule {
+  // The first row of a path wins, as the first pattern that matches does: the receiver's own rows come first.
+  const exact = new Map<string, AccessRule>()
+  for (const r of rows) if (typeof r.path === 'string' && !exact.has(r.path)) exact.set(r.path, r.rule)
+  const patterns = rows.filter((r): r is RouteAccess & { path: RegExp } => r.path instanceof RegExp)
+  return (path) => {
+    const rule = exact.get(path)
+    if (rule !== undefined) return rule
+    for (const row of patterns) if (row.path.test(path)) return row.rule
+    return DEFAULT_RULE
+  }
 }
+
+/** The rule for a path of {@link ACCESS_TABLE} (no plugin's rows). */
+export const ruleFor = accessTable(ACCESS_TABLE)
 
 /** What the access check reads of a request: an IncomingMessage, or the llhttp intake's own (intake-connection.ts). */
 export interface AccessRequest {
@@ -74,6 +78,8 @@ export interface AccessConfig {
   metricsToken: string | undefined
   /** The signature check's clock (ms since the epoch). */
   now: () => number
+  /** The rule of each path: the receiver's table with its plugins' rows ({@link accessTable}). */
+  ruleFor: (path: string) => AccessRule
 }
 
 /** The access decision of a request that may go on. */
@@ -131,7 +137,7 @@ function checkBearer (req: AccessRequest, token: string): void {
  * ({@link Access.verifyBody}); body-less reads (GET, HEAD) are verified here over an empty body.
  */
 export function checkAccess (config: AccessConfig, req: AccessRequest, path: string): Access {
-  const rule = ruleFor(path)
+  const rule = config.ruleFor(path)
   const { secret } = config
   const safe = SAFE_METHODS.has(req.method ?? 'GET')
   if (secret === undefined) {

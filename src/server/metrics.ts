@@ -1,6 +1,5 @@
 import type { Counter, Histogram, Registry } from 'prom-client'
 import { lazyRequire } from '../lazy-require.ts'
-import type { ItemEvent } from '../queue/handler.ts'
 import type { CommitStats, JobQueue } from '../queue/types.ts'
 
 const loadPromClient = lazyRequire<typeof import('prom-client')>('prom-client')
@@ -11,12 +10,9 @@ export interface Metrics {
   accepted: Counter
   rejected: Counter<'reason'>
   acceptSeconds: Histogram
-  /** `POST /bounces` events by source (ses, postmark, dsn) and kind (hard, complaint, unsubscribe, soft, ignored). */
-  bounces: Counter<'source' | 'kind'>
-  observeItem (event: ItemEvent): void
 }
 
-/** Creates the metrics; job and e-mail gauges are read from the queue at scrape time. */
+/** Creates the receiver's metrics (a job type's own come from its plugin); job gauges are read from the queue at scrape time. */
 export function createMetrics (queue: JobQueue): Metrics {
   const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = loadPromClient()
   const registry = new Registry()
@@ -29,9 +25,6 @@ export function createMetrics (queue: JobQueue): Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   })
-  const bounces = new Counter({ name: 'rawtrigger_bounces_total', help: 'Bounce and complaint events of POST /bounces, by source and kind (hard, complaint and unsubscribe are suppressed).', labelNames: ['source', 'kind'], registers: [registry] })
-  const items = new Counter({ name: 'rawtrigger_emails_total', help: 'E-mail outcomes: sent, failed, retry (temporary failure), suppressed.', labelNames: ['outcome'], registers: [registry] })
-  const replies = new Counter({ name: 'rawtrigger_smtp_replies_total', help: 'SMTP reply codes of failed or retried sends.', labelNames: ['code'], registers: [registry] })
   new Gauge({ // eslint-disable-line no-new -- registered on creation, read at scrape time
     name: 'rawtrigger_jobs',
     help: 'Jobs in the store, by state.',
@@ -44,7 +37,7 @@ export function createMetrics (queue: JobQueue): Metrics {
   })
   new Gauge({ // eslint-disable-line no-new
     name: 'rawtrigger_queue_depth',
-    help: 'E-mails (items) not yet sent or failed, in queued and running jobs.',
+    help: 'Items (an e-mail job\'s recipients) not yet done or failed, in queued and running jobs.',
     registers: [registry],
     async collect () {
       this.set((await queue.stats()).items.pending)
@@ -66,11 +59,5 @@ export function createMetrics (queue: JobQueue): Metrics {
       })
     }
   }
-  return {
-    registry, accepted, rejected, acceptSeconds, bounces,
-    observeItem (event) {
-      items.inc({ outcome: event.outcome })
-      if (event.code !== undefined) replies.inc({ code: String(event.code) })
-    },
-  }
+  return { registry, accepted, rejected, acceptSeconds }
 }

@@ -1,14 +1,11 @@
-import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import http, { type Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { BadRequestError, ConfigError, NotFoundError, RequestTimeoutError } from '../errors.ts'
-import { createLogger, type Logger, type LogLevel } from '../log.ts'
-import { checkSocketPath } from '../net/connect.ts'
-import { secretKey, type Secret } from '../net/sign.ts'
-import type { AnyJobHandler, JobHandler } from '../queue/handler.ts'
+import { createLogger, type Logger } from '../log.ts'
 import { StoreQueue } from '../queue/store-queue.ts'
-import type { JobQueue, JobStore } from '../queue/types.ts'
-import { checkAccess, type Access, type AccessConfig } from './access.ts'
-import { isLoopback, rememberPeer } from './auth.ts'
+import type { JobQueue } from '../queue/types.ts'
+import { ACCESS_TABLE, accessTable, checkAccess, type Access, type AccessConfig } from './access.ts'
+import { rememberPeer } from './auth.ts'
 import { trackRequests } from './in-flight.ts'
 import { createMetrics, type Metrics } from './metrics.ts'
 import { isLingering, rawErrorResponse, sendError } from './respond.ts'
@@ -18,6 +15,10 @@ import { route } from './routes.ts'
 import { startRetention } from './retention.ts'
 import { claimSocketPath, listenOnSocket, SOCKET_MODE } from './unix-socket.ts'
 import { installIntake } from './llhttp-intake.ts'
+import { plugIn } from './plugin.ts'
+import { checkReceiverOptions, jobTypes, type ReceiverOptions } from './receiver-options.ts'
+
+export { checkReceiverOptions, type ReceiverOptions } from './receiver-options.ts'
 
 /** Largest accepted body. */
 export const MAX_BODY_BYTES = 1024 * 1024
@@ -38,75 +39,6 @@ const RETENTION_INTERVAL_MS = 60_000
 /** Running jobs get this long to finish on stop before they are handed back to the queue. */
 export const GRACE_MS = 10_000
 
-/** Options of {@link createReceiver}. */
-export interface ReceiverOptions {
-  /** @default 8080; 0 picks a free port */
-  port?: number
-  /** Bind address. A non-loopback address needs a `secret`. @default '127.0.0.1' */
-  host?: string
-  /**
-   * Listen on this Unix-domain socket instead of `host` and `port` (which are then ignored). A
-   * peer on it counts as local, like a loopback one. A stale file from a crash is replaced; a
-   * socket another process listens on is refused with ConfigError. Removed on close.
-   */
-  socketPath?: string
-  /** File mode of `socketPath`: who may connect. @default 0o660 (owner and group) */
-  socketMode?: number
-  /** Where jobs live: e.g. a BullMQ queue. One of `queue` and `store` is needed. Closed by `close()`. */
-  queue?: JobQueue
-  /** A leased job store run by rawtrigger's worker (SqliteStore). Closed by `close()`. */
-  store?: JobStore
-  /**
-   * Every /jobs and /suppressions request must carry a valid Standard Webhooks signature; /stats
-   * and /mailbox answer signed GETs from anywhere (and loopback). Without it, every route answers
-   * loopback peers naming a loopback `Host` only. See the access table in server/access.ts.
-   */
-  secret?: Secret
-  /** `GET /metrics` then needs `Authorization: Bearer <token>` (from any peer); without it, /metrics is loopback-only. */
-  metricsToken?: string
-  /** Job types by name: `POST /jobs/<name>`. */
-  handlers?: Record<string, AnyJobHandler>
-  /** Jobs run at once in this process; 0 stores only (another process works). @default 1 */
-  concurrency?: number
-  /** @default 1048576 (1 MiB) */
-  maxBodyBytes?: number
-  /** @default 5000 */
-  headersTimeoutMs?: number
-  /** @default 15000 */
-  requestTimeoutMs?: number
-  /** @default 5000 */
-  keepAliveTimeoutMs?: number
-  /** On close, how long running jobs may take before they are released. @default 10000 */
-  graceMs?: number
-  /** Lease of a running job. @default 30000 */
-  leaseMs?: number
-  /** Idle worker's look for due jobs. @default 500 */
-  pollMs?: number
-  /** Finished jobs older than this are deleted in the background, in small batches; 0 keeps them. @default 7 days */
-  retainMs?: number
-  /** How often retention runs. @default 60000 */
-  retentionIntervalMs?: number
-  /** Clock of the signature check, ms since the epoch: a `webhook-timestamp` over 5 min off it gets 401. @default Date.now */
-  now?: () => number
-  /** @default 'warn' */
-  logLevel?: LogLevel
-  /** A pino logger to use instead of one made from `logLevel`. */
-  logger?: Logger
-  /**
-   * `llhttp`: `POST /jobs/:type` is parsed and answered on the connection itself, with Node's own
-   * llhttp parser and one prepared write; every other request goes to node:http. `node`: every
-   * request through node:http. `llhttp` falls back to `node` where this Node does not expose its
-   * parser. @default 'llhttp'
-   */
-  intake?: 'llhttp' | 'node'
-  /**
-   * Routes tried before the job routes (the web page, /mailbox), after the access check: a path
-   * missing from the access table needs a loopback peer and `Host`, or (with a secret) a signed GET.
-   * Return true when handled. With `intake: 'llhttp'` they never see a `POST /jobs/<type>`.
-   */
-  routes?: (req: IncomingMessage, res: ServerResponse) => boolean
-}
-
 /** A running receiver. */
 export interface Receiver {
   /** `http://host:port`, IPv6 in brackets; `http://localhost` on a Unix socket (the `Host` to send). */
@@ -124,42 +56,6 @@ export interface Receiver {
   close (): Promise<void>
 }
 
-function positiveInt (name: string, value: number | undefined, min: number): void {
-  if (value !== undefined && (!Number.isInteger(value) || value < min)) {
-    throw new ConfigError(`${name} must be an integer >= ${min} (got ${String(value)})`)
-  }
-}
-
-/**
- * Throws {@link ConfigError} for options {@link createReceiver} would refuse: the port and limits,
- * a malformed secret, a non-loopback bind without a secret. `serve` calls it before it starts
- * anything else (the SMTP sink), so a bad configuration fails first and alone.
- */
-export function checkReceiverOptions (options: ReceiverOptions): void {
-  const host = options.host ?? '127.0.0.1'
-  const secret = options.secret === '' ? undefined : options.secret
-  positiveInt('port', options.port, 0)
-  if (options.port !== undefined && options.port > 65_535) throw new ConfigError(`port must be an integer from 0 to 65535 (got ${options.port})`)
-  positiveInt('concurrency', options.concurrency, 0)
-  positiveInt('maxBodyBytes', options.maxBodyBytes, 1)
-  if (secret !== undefined) secretKey(secret) // a bad secret fails here, not on the first request
-  if (options.socketPath !== undefined) {
-    try {
-      checkSocketPath(options.socketPath)
-    } catch (err) {
-      throw new ConfigError((err as Error).message, { cause: err })
-    }
-  }
-  const mode = options.socketMode
-  if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o777)) {
-    throw new ConfigError(`socketMode must be a file mode from 0 to 0o777 (got ${String(mode)})`)
-  }
-  // On a Unix socket host is not used; the socket file's mode decides who may connect.
-  if (secret === undefined && options.socketPath === undefined && !isLoopback(host)) {
-    throw new ConfigError(`refusing to listen on ${host} without a secret: anyone who can reach it could start jobs. Pass --secret (or TRIGGER_SECRET), or bind 127.0.0.1`)
-  }
-}
-
 /**
  * Starts the receiver: an HTTP server that keeps every completely sent request even when the client
  * has already hung up (FIN or RST after the last byte), stores jobs durably before answering 202,
@@ -170,15 +66,20 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
   const host = options.host ?? '127.0.0.1'
   const secret = options.secret === '' ? undefined : options.secret
   const log = options.logger ?? createLogger(options.logLevel ?? 'warn')
-  const handlers = new Map(Object.entries(options.handlers ?? {})) as Map<string, JobHandler<unknown>>
+  const plugins = options.plugins ?? []
+  const handlers = jobTypes(options)
   const queue = options.queue ?? (options.store === undefined ? undefined : new StoreQueue(options.store))
   if (queue === undefined) throw new ConfigError('a receiver needs a queue or a store (the package\'s createReceiver opens SQLite under dataDir)')
   const counters: IntakeCounters = { accepted: 0, duplicates: 0, rejected: 0 }
   const metrics = createMetrics(queue)
+  const plugged = plugIn(plugins, { queue, registry: metrics.registry, log })
   let stopping = false
-  const access: AccessConfig = { secret, metricsToken: options.metricsToken === '' ? undefined : options.metricsToken, now: options.now ?? Date.now }
+  const access: AccessConfig = {
+    secret, metricsToken: options.metricsToken === '' ? undefined : options.metricsToken, now: options.now ?? Date.now,
+    ruleFor: accessTable([...ACCESS_TABLE, ...plugins.flatMap((p) => p.access ?? [])]),
+  }
   const ctx: RouteContext = {
-    queue, handlers, access, log, counters, metrics, noteRefusal: createRefusalLog(log),
+    queue, handlers, access, log, counters, metrics, noteRefusal: createRefusalLog(log), extraStats: plugged.stats,
     maxBodyBytes: options.maxBodyBytes ?? MAX_BODY_BYTES,
     isStopping: () => stopping,
   }
@@ -209,7 +110,7 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
       reject(ctx, res, err, true) // the body, if any, is not read
       return
     }
-    if (options.routes?.(req, res) === true) return
+    if (options.routes?.(req, res) === true || plugged.route(ctx, req, res, path, allowed)) return
     if (!route(ctx, req, res, path, allowed)) sendError(res, new NotFoundError(`no route for ${req.method ?? ''} ${req.url ?? ''}`))
   })
   // The trap this project exists to avoid: with the default (false), Node ends the connection on
@@ -254,7 +155,7 @@ export async function createReceiver (options: ReceiverOptions = {}): Promise<Re
   const port = socketPath === undefined ? (server.address() as AddressInfo).port : 0
   const retention = startRetention(queue, options.retainMs ?? RETAIN_MS, options.retentionIntervalMs ?? RETENTION_INTERVAL_MS, log)
   queue.start({
-    handlers, log, concurrency: options.concurrency ?? 1, observe: metrics.observeItem,
+    handlers, log, concurrency: options.concurrency ?? 1, observe: plugged.observe,
     ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
     ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
   })

@@ -3,7 +3,6 @@ import { IncompleteBodyError, MethodNotAllowedError, NotFoundError, UnavailableE
 import type { JobHandler } from '../queue/handler.ts'
 import type { Access } from './access.ts'
 import { peerOf } from './auth.ts'
-import { bounceRoute } from './bounce-route.ts'
 import { controlRoute } from './control-routes.ts'
 import { readBody } from './body.ts'
 import { afterAnswer, bodyLimit, intakeHandler, JOB_PATH_RE, storeJob } from './intake.ts'
@@ -46,7 +45,8 @@ function getJob (ctx: RouteContext, res: ServerResponse, id: string): void {
 function getStats (ctx: RouteContext, res: ServerResponse): void {
   ctx.queue.stats().then((s) => {
     const { accepted, duplicates, rejected } = ctx.counters
-    sendJson(res, 200, { accepted, duplicates, rejected, jobs: { ...(s.jobs.scheduled === undefined ? {} : { scheduled: s.jobs.scheduled }), queued: s.jobs.queued, running: s.jobs.running, done: s.jobs.done, failed: s.jobs.failed }, emails: { sent: s.items.done, failed: s.items.failed, pending: s.items.pending } })
+    const jobs = { ...(s.jobs.scheduled === undefined ? {} : { scheduled: s.jobs.scheduled }), queued: s.jobs.queued, running: s.jobs.running, done: s.jobs.done, failed: s.jobs.failed }
+    sendJson(res, 200, { accepted, duplicates, rejected, jobs, ...ctx.extraStats(s) })
   }, (err: unknown) => sendError(res, err))
 }
 
@@ -69,7 +69,6 @@ export function route (ctx: RouteContext, req: IncomingMessage, res: ServerRespo
     return true
   }
   if (controlRoute(ctx, req, res, path, access)) return true
-  if (bounceRoute(ctx, req, res, path, access)) return true
   const match = JOB_PATH_RE.exec(path)
   if (match === null) return false
   const name = match[1] as string

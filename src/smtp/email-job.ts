@@ -5,6 +5,7 @@ import type { Mailer } from './mailer.ts'
 import { DomainLimiter, isTooMany, type DomainOutcome } from './domain-limits.ts'
 import { compileMessage, type MessageTemplate } from './mime-template.ts'
 import { runSends } from './send-loop.ts'
+import { SUPPRESSIONS_LIST, suppressionList, type SuppressionList } from './suppressions.ts'
 
 /** First wait after a temporary SMTP failure; doubled per attempt. Greylisting asks for minutes. */
 export const RETRY_BASE_MS = 120_000
@@ -163,6 +164,7 @@ export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload
   interface Run {
     ctx: JobContext<EmailPayload>
     message: MessageTemplate
+    suppressions: SuppressionList
     /** Suppression reasons by window of SUPPRESSION_BATCH recipients, and when they were asked. */
     suppressed: Map<number, { at: number, lookup: Promise<Map<string, string>> }>
   }
@@ -174,7 +176,7 @@ export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload
       { from: p.from, subject: p.subject, ...(p.text === undefined ? {} : { text: p.text }), ...(p.html === undefined ? {} : { html: p.html }) },
       { jobId: ctx.id, ...(options.unsubscribeUrl === undefined ? {} : { unsubscribeUrl: options.unsubscribeUrl }) },
     )
-    return { ctx, message, suppressed: new Map() }
+    return { ctx, message, suppressions: suppressionList(ctx.keyedList(SUPPRESSIONS_LIST)), suppressed: new Map() }
   }
 
   /** The suppression reason of recipient `index`, read with its window's neighbours in one call. */
@@ -184,7 +186,7 @@ export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload
     let entry = run.suppressed.get(window)
     if (entry === undefined || now - entry.at > SUPPRESSION_FRESH_MS) {
       const emails = run.ctx.payload.recipients.slice(window * SUPPRESSION_BATCH, (window + 1) * SUPPRESSION_BATCH).map((r) => r.email)
-      const lookup = run.ctx.suppressions.suppressed(emails)
+      const lookup = run.suppressions.suppressed(emails)
       entry = { at: now, lookup }
       run.suppressed.set(window, entry)
       lookup.catch(() => run.suppressed.delete(window)) // asked again next time; the send reports it
@@ -223,7 +225,7 @@ export function emailHandler (options: EmailJobOptions): JobHandler<EmailPayload
     } else {
       await ctx.markItem(index, { state: 'failed', error: failure.reply })
       ctx.observe({ outcome: 'failed', ...(failure.code === undefined ? {} : { code: failure.code }) })
-      if (isHardBounce(failure)) await ctx.suppressions.suppress(r.email, `hard bounce: ${failure.reply}`)
+      if (isHardBounce(failure)) await run.suppressions.suppress(r.email, `hard bounce: ${failure.reply}`)
     }
     // "Too many" from the domain slows the domain down (domain-limits.ts), not the job.
     return failure.temporary && isTooMany(failure.code, failure.reply) ? 'throttled' : 'other'

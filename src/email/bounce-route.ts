@@ -1,16 +1,18 @@
 // `POST /bounces` (issue 14): bounce and complaint reports of Amazon SES (via SNS), Postmark and
 // plain RFC 3464 DSNs; hard bounces, complaints and unsubscribes go on the suppression list, soft
-// bounces are counted. The formats are read by src/smtp/bounce-*.ts; this file reads the body,
-// checks access, stores and answers.
+// bounces are counted. The formats are read by src/smtp/bounce-*.ts; this route of the e-mail
+// plugin reads the body, verifies it, stores and answers.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { IncompleteBodyError, MethodNotAllowedError, UnavailableError } from '../errors.ts'
+import type { Counter } from 'prom-client'
+import { verifyBody, type Access } from '../server/access.ts'
+import { peerOf } from '../server/auth.ts'
+import { readBody } from '../server/body.ts'
+import { sendJson } from '../server/respond.ts'
+import { reject, type RouteContext } from '../server/route-context.ts'
 import { bounceBodyKind, parseBounce } from '../smtp/bounce-parse.ts'
 import { SUPPRESSED_KINDS, type BounceKind, type BounceReport, type BounceSource } from '../smtp/bounce-types.ts'
-import { verifyBody, type Access } from './access.ts'
-import { peerOf } from './auth.ts'
-import { readBody } from './body.ts'
-import { sendJson } from './respond.ts'
-import { reject, type RouteContext } from './route-context.ts'
+import type { SuppressionList } from '../smtp/suppressions.ts'
 
 /** The path of the route. */
 export const BOUNCES_PATH = '/bounces'
@@ -39,7 +41,7 @@ export interface BounceAnswer {
  * Suppresses the report's addresses one by one (a report names a handful); a store failure rejects
  * with its StoreError. Counted in /metrics once stored, so a provider's retry after a 503 counts once.
  */
-async function store (ctx: RouteContext, report: BounceReport): Promise<BounceAnswer> {
+async function store (list: SuppressionList, bounces: Counter<'source' | 'kind'>, report: BounceReport): Promise<BounceAnswer> {
   const answer: BounceAnswer = { source: report.source, suppressed: [], soft: 0, ignored: 0 }
   const seen = new Set<string>()
   for (const event of report.events) {
@@ -49,15 +51,15 @@ async function store (ctx: RouteContext, report: BounceReport): Promise<BounceAn
     const key = event.email.toLowerCase()
     if (seen.has(key)) continue // the same address twice in one report (a DSN listing it per attempt)
     seen.add(key)
-    const added = await ctx.queue.suppressions.suppress(event.email, event.reason)
+    const added = await list.suppress(event.email, event.reason)
     answer.suppressed.push({ email: event.email, kind: event.kind, reason: event.reason, added })
   }
-  for (const event of report.events) ctx.metrics.bounces.inc({ source: report.source, kind: event.kind })
+  for (const event of report.events) bounces.inc({ source: report.source, kind: event.kind })
   return answer
 }
 
-/** `POST /bounces`: false when the path is another. */
-export function bounceRoute (ctx: RouteContext, req: IncomingMessage, res: ServerResponse, path: string, access: Access): boolean {
+/** `POST /bounces` onto `list`, counted in `bounces` by source and kind: false when the path is another. */
+export function bounceRoute (list: SuppressionList, bounces: Counter<'source' | 'kind'>, ctx: RouteContext, req: IncomingMessage, res: ServerResponse, path: string, access: Access): boolean {
   if (path !== BOUNCES_PATH) return false
   // Everything up to readBody() is synchronous: the body must be taken before any await.
   try {
@@ -75,7 +77,7 @@ export function bounceRoute (ctx: RouteContext, req: IncomingMessage, res: Serve
       // Confirming is the operator's decision (and the receiver fetches nothing): log the URL to open.
       ctx.log.warn({ topicArn: report.topicArn, subscribeUrl: report.subscribeUrl }, `SNS subscription to ${report.topicArn ?? 'a topic'} awaits confirmation: open its SubscribeURL to confirm`)
     }
-    const answer = await store(ctx, report)
+    const answer = await store(list, bounces, report)
     sendJson(res, 200, answer)
     if (answer.suppressed.length > 0) ctx.log.info({ source: answer.source, suppressed: answer.suppressed.map((s) => s.email), soft: answer.soft }, 'bounces: addresses suppressed')
   }).catch((err: unknown) => {

@@ -9,7 +9,7 @@
 //   npm run build && npm run bench -- --dist         # the compiled dist/ that users install
 //   npm run bench -- --only trigger,php --fire-many 0   # a subset
 //
-// Where trigger()'s microseconds go: scripts/profile-trigger.ts (CPU profile of the same loop).
+// Where trigger()'s microseconds go: `npm run load -- --profile --runs 0` (CPU profiles of the same loop, "client: trigger() one after another").
 //
 // PHP is measured when `php` is on PATH (Debian: apt-get install php-cli), else skipped.
 import type { FireManySummary } from 'rawtrigger'

@@ -5,7 +5,7 @@
 //   node --import tsx scripts/cpuprofile-summary.ts FILE.cpuprofile --top 40 --calls 20000
 //   node --import tsx scripts/cpuprofile-summary.ts FILE.cpuprofile --json
 //
-// Profiles come from `node --cpu-prof --cpu-prof-dir=DIR …` or from scripts/profile-trigger.ts.
+// Profiles come from `node --cpu-prof --cpu-prof-dir=DIR …` or `npm run load -- --profile --profile-dir DIR`.
 import { readFileSync, statSync } from 'node:fs'
 import { formatSummary, newestProfile, summarise, type CpuProfile } from './bench/cpuprofile.ts'
 import { cli } from './kit/cli.ts'

@@ -71,21 +71,25 @@ const rssTimeoutMs = flags.int('rss-timeout-s', 1) * 1000
 if (rssRecipients > 100_000) flags.usage('--rss-recipients is at most 100000 (the job limit)')
 
 // ---------------------------------------------------------------- serve child
-/** How serve starts: the compiled CLI (built once per run), or the source through tsx. */
-let entry: string[] | undefined
-function serveEntry (): string[] {
+/**
+ * How serve starts: as `npx rawtrigger serve` does, the bin run by its shebang (with its node
+ * flags) on the compiled CLI, built once per run; or the source through tsx.
+ */
+let entry: { program?: string, argv: string[] } | undefined
+function serveEntry (): { program?: string, argv: string[] } {
   if (entry !== undefined) return entry
-  if (values.source) entry = ['--conditions=rawtrigger-source', '--import', 'tsx', 'src/cli.ts']
+  if (values.source) entry = { argv: ['--conditions=rawtrigger-source', '--import', 'tsx', 'src/cli.ts'] }
   else {
     execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' })
-    entry = ['dist/cli.js']
+    entry = { program: join(ROOT, 'bin', 'rawtrigger.js'), argv: [] }
   }
   return entry
 }
 
 type Serve = Child & { url: string }
 function startServe (dataDir: string, extra: readonly string[] = []): Promise<Serve> {
-  return startChild([...serveEntry(), 'serve', '--port', '0', '--data-dir', dataDir, '--sink-port', '0', '--log-level', 'warn', ...extra], { name: 'serve' })
+  const { program, argv } = serveEntry()
+  return startChild([...argv, 'serve', '--port', '0', '--data-dir', dataDir, '--sink-port', '0', '--log-level', 'warn', ...extra], { name: 'serve', ...(program === undefined ? {} : { program }) })
 }
 
 interface Mailbox { received: number, messages: Array<{ receivedAt: string }> }

@@ -5,17 +5,16 @@
 // still signs every message (mailauth verifies it), sent as `raw` through the pooled mailer.
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
-import type { AddressInfo, Socket } from 'node:net'
-import { describe, test, type TestContext } from 'node:test'
+import { describe, test } from 'node:test'
 import fc from 'fast-check'
 import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser'
 import { dkimVerify } from 'mailauth'
 import nodemailer, { type SendMailOptions } from 'nodemailer'
-import { SMTPServer } from 'smtp-server'
 import { fill, type Recipient } from '../src/smtp/addresses.ts'
 import { createMailer } from '../src/smtp/mailer.ts'
 import { fillPieces, parsePieces } from '../src/smtp/mime-text.ts'
 import { compileMessage, type MessageContent } from '../src/smtp/mime-template.ts'
+import { startSmtpServer } from './helpers/smtp-server.ts'
 
 const UNSUBSCRIBE = 'https://example.org/unsubscribe?e={{email}}&job={{job}}'
 const composer = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'windows' })
@@ -149,24 +148,6 @@ describe('one message per job, filled per recipient', () => {
 })
 
 describe('raw messages through the pooled mailer', () => {
-  async function catcher (t: TestContext): Promise<{ url: string, messages: Buffer[] }> {
-    const messages: Buffer[] = []
-    const sockets = new Set<Socket>()
-    const server = new SMTPServer({
-      authOptional: true, disabledCommands: ['STARTTLS'], disableReverseLookup: true, logger: false,
-      onData (stream, _session, callback) {
-        const chunks: Buffer[] = []
-        stream.on('data', (c: Buffer) => chunks.push(c))
-        stream.on('end', () => { messages.push(Buffer.concat(chunks)); callback() })
-      },
-    })
-    server.on('error', () => {}) // pooled clients closing idle connections
-    server.server.on('connection', (s: Socket) => { sockets.add(s); s.once('close', () => sockets.delete(s)) })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    t.after(() => new Promise<void>((resolve) => { server.close(() => resolve()); for (const s of sockets) s.destroy() }))
-    return { url: `smtp://127.0.0.1:${(server.server.address() as AddressInfo).port}`, messages }
-  }
-
   test('a DKIM key that is not a PEM private key fails when the mailer is created', () => {
     assert.throws(() => createMailer({ url: 'smtp://127.0.0.1:1', dkim: { domainName: 'shop.example', keySelector: 's1', privateKey: 'not a key' } }),
       { code: 'RT_ERR_CONFIG', message: /DKIM private key of shop\.example is not a PEM private key/ })
@@ -175,17 +156,18 @@ describe('raw messages through the pooled mailer', () => {
   test('DKIM signs every raw message: mailauth verifies each; one Message-ID, one signature', async (t) => {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
     const record = `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}`
-    const sink = await catcher(t)
+    const sink = await startSmtpServer()
+    t.after(() => sink.close())
     const mailer = createMailer({ url: sink.url, dkim: { domainName: 'shop.example', keySelector: 's1', privateKey: privateKey.export({ type: 'pkcs1', format: 'pem' }).toString() } })
     t.after(() => mailer.close())
     const template = compileMessage(CONTENTS[1] as MessageContent, { jobId: 'job-d', unsubscribeUrl: UNSUBSCRIBE })
     await Promise.all(PEOPLE.map((r, i) => mailer.send(template.render(i, r))))
-    assert.equal(sink.messages.length, PEOPLE.length)
+    assert.equal(sink.delivered.length, PEOPLE.length)
     const resolver = async (name: string, rrtype: string): Promise<string[][]> => {
       if (rrtype === 'TXT' && name === 's1._domainkey.shop.example') return [[record]]
       throw Object.assign(new Error(`queryTxt ENOTFOUND ${name}`), { code: 'ENOTFOUND' })
     }
-    for (const raw of sink.messages) {
+    for (const { raw } of sink.delivered) {
       const text = raw.toString()
       assert.equal(text.match(/^Message-ID: /gim)?.length, 1)
       assert.equal(text.match(/^DKIM-Signature: /gim)?.length, 1)

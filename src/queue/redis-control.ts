@@ -28,6 +28,8 @@ export function summaryOf (id: string, h: Record<string, string>, now = Date.now
 export class RedisControl {
   readonly #redis: Redis
   readonly #key: (kind: string, id?: string) => string
+  /** The per-state indexes, the last KEYS of the scripts here that move jobs (redis-call.ts). */
+  readonly #indexes: string[]
   readonly #requeue: (id: string, type: string, indexes: number[]) => Promise<void>
   readonly #unqueue: ((id: string, type: string, chunks: number) => Promise<void>) | undefined
 
@@ -39,6 +41,7 @@ export class RedisControl {
     unqueue?: (id: string, type: string, chunks: number) => Promise<void>) {
     this.#redis = redis
     this.#key = key
+    this.#indexes = stateIndexes(key)
     this.#requeue = requeue
     this.#unqueue = unqueue
     redis.defineCommand('rtRetry', { numberOfKeys: withIndexes(5), lua: RETRY })
@@ -76,7 +79,7 @@ export class RedisControl {
     const h = await this.#redis.hmget(this.#key('job', id), 'state', 'type')
     if (h[0] === null) return undefined
     const retried = (await this.#call('rtRetry', this.#key('job', id), this.#key('items', id), this.#key('errors', id),
-      this.#key('stats'), this.#key('finished'), ...stateIndexes(this.#key), id) as string[]).map(Number)
+      this.#key('stats'), this.#key('finished'), ...this.#indexes, id) as string[]).map(Number)
     if (retried.length > 0) await this.#requeue(id, h[1] as string, retried)
     const state = await this.#redis.hget(this.#key('job', id), 'state')
     return { items: retried.length, state: state as JobState, changed: retried.length > 0 }
@@ -85,7 +88,7 @@ export class RedisControl {
   async cancel (id: string): Promise<ControlResult | undefined> {
     const h = await this.#redis.hmget(this.#key('job', id), 'state', 'total', 'done', 'failed', 'type', 'chunks')
     if (h[0] === null) return undefined
-    const state = await this.#call('rtCancel', this.#key('job', id), this.#key('stats'), this.#key('finished'), ...stateIndexes(this.#key), Date.now(), id) as JobState
+    const state = await this.#call('rtCancel', this.#key('job', id), this.#key('stats'), this.#key('finished'), ...this.#indexes, Date.now(), id) as JobState
     const changed = state === 'cancelled' && h[0] !== 'cancelled'
     // Best effort: a delayed chunk left behind starts, finds the job cancelled and ends (CHUNK_START).
     if (changed && h[0] === 'scheduled') await this.#unqueue?.(id, h[4] as string, Number(h[5])).catch(() => {})
@@ -115,7 +118,7 @@ export class RedisControl {
       // Its dedup key is named in the record: read first, so the script gets every key in KEYS.
       const dedup = await this.#redis.hget(this.#key('job', id), 'dedup') ?? this.#key('job', id)
       await this.#call('rtPurge', this.#key('job', id), this.#key('items', id), this.#key('errors', id), this.#key('chunks', id),
-        this.#key('stats'), this.#key('index'), this.#key('finished'), this.#key('active', id), dedup, ...stateIndexes(this.#key), id)
+        this.#key('stats'), this.#key('index'), this.#key('finished'), this.#key('active', id), dedup, ...this.#indexes, id)
     }
     return ids.length
   }

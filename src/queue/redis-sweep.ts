@@ -42,6 +42,8 @@ export class RedisSweep {
   readonly #key: (kind: string, id?: string) => string
   readonly #unchunked: string
   readonly #scheduled: string
+  /** The per-state indexes, PROMOTE's last KEYS (redis-call.ts). */
+  readonly #indexes: string[]
   readonly #chunkJob: RedisSweepOptions['chunkJob']
   readonly #queueFor: (type: string) => Queue
   #timer: NodeJS.Timeout | undefined
@@ -52,6 +54,7 @@ export class RedisSweep {
     this.#key = options.key
     this.#unchunked = options.key('unchunked')
     this.#scheduled = options.key('scheduled')
+    this.#indexes = stateIndexes(options.key)
     this.#redis.defineCommand('rtPromote', { numberOfKeys: withIndexes(3), lua: PROMOTE })
     this.#chunkJob = options.chunkJob
     this.#queueFor = options.queueFor
@@ -96,9 +99,8 @@ export class RedisSweep {
     for (;;) {
       const ids = await this.#redis.zrangebyscore(this.#scheduled, '-inf', now, 'LIMIT', 0, SWEEP_BATCH)
       if (ids.length === 0) return
-      const indexes = stateIndexes(this.#key)
       const pipe = this.#redis.pipeline() as unknown as { rtPromote: (...a: string[]) => unknown, exec: () => Promise<Array<[Error | null, unknown]> | null> }
-      for (const id of ids) pipe.rtPromote(this.#key('job', id), this.#key('stats'), this.#scheduled, ...indexes, id)
+      for (const id of ids) pipe.rtPromote(this.#key('job', id), this.#key('stats'), this.#scheduled, ...this.#indexes, id)
       for (const [err] of (await pipe.exec()) ?? []) if (err !== null) throw err
       if (ids.length < SWEEP_BATCH) return
     }

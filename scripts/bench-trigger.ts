@@ -90,7 +90,8 @@ const contenders = selected.filter((c) => {
   return false
 })
 
-const { lib, build } = await loadLibrary(values.dist, 'bench-trigger')
+const { lib, native, build: library } = await loadLibrary(values.dist, 'bench-trigger')
+const build = `${library}; trigger() ${native.available ? 'on its native fast path (trigger-net: node:net)' : 'on node:net (the native fast path is not built, or RAWTRIGGER_NATIVE=0)'}`
 const fireTrigger = makeFireTrigger(lib.trigger)
 const receiver = await startReceiver()
 const fireTriggerUnix = makeFireTrigger(lib.trigger, receiver.socketPath)
@@ -103,6 +104,7 @@ function runContender (name: ContenderName, onProgress: OnProgress): Promise<Mea
   switch (name) {
     case 'trigger': return measure(() => fireTrigger(url), warmup, iterations, onProgress, { pauseMs })
     case 'trigger-unix': return measure(() => fireTriggerUnix(url), warmup, iterations, onProgress, { pauseMs })
+    case 'trigger-net': return withoutNative(() => measure(() => fireTrigger(url), warmup, iterations, onProgress, { pauseMs }))
     case 'http-close': return measure(() => httpClose(url), warmup, iterations, onProgress, { pauseMs })
     case 'http-keepalive': return measure(() => keepAlive.call(url), warmup, iterations, onProgress, { pauseMs })
     case 'fetch': return measure(() => fetchPost(url), warmup, iterations, onProgress, { pauseMs })
@@ -110,6 +112,16 @@ function runContender (name: ContenderName, onProgress: OnProgress): Promise<Mea
     case 'php': return measurePhp({ port: receiver.port }, request, warmup, iterations, pauseMs)
     case 'php-unix': return measurePhp({ socketPath: receiver.socketPath }, request, warmup, iterations, pauseMs)
     case 'php-client': return measurePhpClient(url, JOB, warmup, iterations, pauseMs)
+  }
+}
+
+/** The same trigger() with its native fast path off: what it costs through node:net. */
+async function withoutNative<T> (run: () => Promise<T>): Promise<T> {
+  native.use(false)
+  try {
+    return await run()
+  } finally {
+    native.use(true)
   }
 }
 

@@ -1,4 +1,6 @@
 // fireMany(): every body fired, never more sockets than `concurrency`, failures counted, not thrown.
+// These tests watch node:net's sockets, so they turn the native fast path off; it has its own
+// tests in native-fire.test.ts.
 import diagnostics from 'node:diagnostics_channel'
 import type { Socket } from 'node:net'
 import assert from 'node:assert/strict'
@@ -6,6 +8,9 @@ import { test, type TestContext } from 'node:test'
 import { fireMany, type Body } from 'rawtrigger'
 import { rejectsWith, within } from './helpers/assert-error.ts'
 import { parseRequest, refusedPort, startRawServer, type RawConnection, type RawServer } from './helpers/raw-server.ts'
+import { useNative } from '../src/net/native-fire.ts'
+
+useNative(false)
 
 /**
  * Counts the client sockets this process opens and the most open at once, from Node's own

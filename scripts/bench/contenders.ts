@@ -15,13 +15,14 @@ export const JOB = {
 } as const
 
 /** Names accepted by `--only`, in the order they run. */
-export const CONTENDERS = ['trigger', 'trigger-unix', 'http-close', 'http-keepalive', 'fetch', 'spawn', 'php', 'php-unix', 'php-client'] as const
+export const CONTENDERS = ['trigger', 'trigger-unix', 'trigger-net', 'http-close', 'http-keepalive', 'fetch', 'spawn', 'php', 'php-unix', 'php-client'] as const
 export type ContenderName = typeof CONTENDERS[number]
 
 /** The label printed in the table. */
 export const LABELS: Record<ContenderName, string> = {
   'trigger': 'rawtrigger trigger()',
   'trigger-unix': 'rawtrigger trigger(), Unix socket',
+  'trigger-net': 'rawtrigger trigger(), node:net path',
   'http-close': 'http.request, agent:false (new conn, awaits 202)',
   'http-keepalive': 'http.request, keep-alive agent (awaits 202)',
   'fetch': 'fetch, keep-alive (awaits 202)',

@@ -6,6 +6,11 @@ import { checkTriggerOptions, trigger, type TriggerOptions } from './trigger.ts'
 export const FIRE_MANY_CONCURRENCY = 64
 // Errors kept in the summary; the rest are only counted in `failed`.
 const MAX_ERRORS_KEPT = 100
+// Triggers on the native fast path (native-fire.ts) complete before they return, so a run would
+// never give the event loop a turn: a worker yields once this long has passed without one, and
+// the process's own servers and timers keep running.
+const YIELD_EVERY_MS = 1
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 /** Options of {@link fireMany}: every trigger option but `body`, plus the concurrency. */
 export interface FireManyOptions extends Omit<TriggerOptions, 'body'> {
@@ -53,6 +58,7 @@ export async function fireMany (
     : (bodies as Iterable<Body>)[Symbol.iterator]()
   const summary: FireManySummary = { sent: 0, failed: 0, errors: [], totalMs: 0, perSecond: 0 }
   let next = 0
+  let lastTurn = start
 
   async function worker (): Promise<void> {
     for (;;) {
@@ -65,6 +71,10 @@ export async function fireMany (
       } catch (error) {
         summary.failed++
         if (summary.errors.length < MAX_ERRORS_KEPT) summary.errors.push({ index, error: error as Error })
+      }
+      if (performance.now() - lastTurn >= YIELD_EVERY_MS) {
+        await turn()
+        lastTurn = performance.now()
       }
     }
   }

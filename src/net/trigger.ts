@@ -10,6 +10,7 @@ import {
   WriteError,
 } from '../errors.ts'
 import { checkSocketPath, CONNECT_TIMEOUT_MS, describe, openSocket, type TlsOptions } from './connect.ts'
+import { fireNative, type NativeOutcome } from './native-fire.ts'
 import { assemble, parseTarget, type Target } from './request-bytes.ts'
 import { checkMs, type TriggerOptions, type TriggerResult } from './trigger-options.ts'
 
@@ -174,6 +175,7 @@ export function trigger (url: string | URL, options: TriggerOptions = {}): Promi
   const start = performance.now()
   let bytes: Buffer
   let target: Target
+  let fast: NativeOutcome | undefined
   try {
     checkMs('connectTimeoutMs', options.connectTimeoutMs)
     checkMs('ackTimeoutMs', options.ackTimeoutMs)
@@ -183,8 +185,16 @@ export function trigger (url: string | URL, options: TriggerOptions = {}): Promi
     if (options.signal?.aborted === true) {
       throw new AbortError('trigger aborted before connecting', { cause: options.signal.reason })
     }
+    if (options.ack !== true) fast = fireNative(target, options.socketPath, bytes)
   } catch (err) {
     return Promise.reject(err)
+  }
+  if (fast?.done === true) {
+    const ip = options.socketPath === undefined
+    return Promise.resolve({
+      bytes: bytes.length, connectMs: fast.connectMs, totalMs: performance.now() - start,
+      remoteAddress: ip ? target.hostname : options.socketPath as string, remotePort: ip ? target.port : 0,
+    })
   }
   return new Promise<TriggerResult>((resolve, reject) => {
     const { socketPath } = options
@@ -197,6 +207,10 @@ export function trigger (url: string | URL, options: TriggerOptions = {}): Promi
       // An IP literal (or a socket path) is where the socket goes: no getpeername() call needed.
       remoteAddress: socketPath ?? (target.ip ? target.hostname : ''), remotePort: socketPath === undefined && target.ip ? target.port : 0,
       response: undefined, timer: undefined, retries: 0, retryTimer: undefined, resolve, reject,
+    }
+    if (fast !== undefined) {
+      finish(f, fast.socket, fast.written, fast.connectMs)
+      return
     }
     f.timer = setTimeout(onConnectTimeout, connectTimeoutMs, f)
     if (f.signal !== undefined) {
@@ -224,6 +238,18 @@ function launch (f: Fire): void {
     socket.once('finish', onWritten) // = end()'s callback, without a closure
     socket.end(f.request)
   }
+}
+
+/** Writes the rest of a request the fast path connected and began (its socket buffer was full). */
+function finish (f: Fire, socket: Socket, written: number, connectMs: number): void {
+  const owned = socket as Owned
+  f.socket = owned
+  owned[STATE] = f
+  f.phase = 'write'
+  f.connectMs = connectMs
+  owned.on('error', onSocketError)
+  owned.once('finish', onWritten)
+  owned.end(f.request.subarray(written))
 }
 
 // Parsed URLs of recent string targets: most callers fire at one or a few endpoints.

@@ -16,7 +16,7 @@ import type { FireManySummary } from 'rawtrigger'
 import {
   awaitChild, CONTENDERS, fetchPost, httpClose, JOB, LABELS, makeFireTrigger, makeHttpKeepAlive, makeSpawn, PHP_CONTENDERS, type ContenderName,
 } from './bench/contenders.ts'
-import { measure, medianStats, type Measurement } from './bench/measure.ts'
+import { measure, medianStats, type Measurement, type Stats } from './bench/measure.ts'
 import { loadLibrary } from './bench/library.ts'
 import { measurePhp, measurePhpClient } from './bench/php.ts'
 import { cli } from './kit/cli.ts'
@@ -197,6 +197,7 @@ const results: ContenderResult[] = contenders.map((name) => {
     received: list.reduce((a, m) => a + m.received, 0),
     cpuUsPerCall: median(list.map((m) => m.cpuUsPerCall)),
     receiverCpuUsPerRequest: median(list.map((m) => m.receiverCpuUsPerRequest)),
+    ...(list.every((m) => m.baseline !== undefined) && list.length > 0 ? { baseline: medianStats(list.map((m) => m.baseline as Stats)) } : {}),
     runs: list,
   }
 })

@@ -27,6 +27,8 @@ export interface Measurement {
   cpuUsPerCall: number
   /** What the slowest 1 % of calls ran into (Node contenders only). */
   tail?: Tail
+  /** The PHP client only: its interleaved bare fsockopen calls, the ratio's baseline. */
+  baseline?: Stats
 }
 
 /**

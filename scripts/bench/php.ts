@@ -12,6 +12,7 @@ const PHP_TIMEOUT_MS = 10 * 60_000 // the whole PHP loop
 
 interface PhpOutput {
   durations_ns: number[]
+  baseline_ns?: number[]
   errors: Record<string, number>
   calls: number
   cpu_us_per_call: number
@@ -19,7 +20,7 @@ interface PhpOutput {
 }
 
 /** One PHP loop: each successful call's duration, the failures by errno name or code, the loop's length. */
-export interface PhpRun { durationsNs: number[], errors: Record<string, number>, calls: number, cpuUsPerCall: number, seconds: number, wallMs: number }
+export interface PhpRun { durationsNs: number[], baselineNs: number[], errors: Record<string, number>, calls: number, cpuUsPerCall: number, seconds: number, wallMs: number }
 
 async function runPhp (args: string[]): Promise<PhpRun> {
   args = [SCRIPT, ...args]
@@ -36,11 +37,13 @@ async function runPhp (args: string[]): Promise<PhpRun> {
   for (const [key, count] of Object.entries(output.errors)) {
     addError(errors, /^\d+$/.test(key) ? errnoName(Number(key)) : key, count)
   }
-  return { durationsNs: output.durations_ns, errors, calls: output.calls, cpuUsPerCall: output.cpu_us_per_call, seconds: output.seconds, wallMs }
+  return { durationsNs: output.durations_ns, baselineNs: output.baseline_ns ?? [], errors, calls: output.calls, cpuUsPerCall: output.cpu_us_per_call, seconds: output.seconds, wallMs }
 }
 
 function measurement (run: PhpRun): Measurement {
-  return { stats: stats(run.durationsNs), errors: run.errors, calls: run.calls, wallMs: run.wallMs, cpuUsPerCall: run.cpuUsPerCall }
+  const m: Measurement = { stats: stats(run.durationsNs), errors: run.errors, calls: run.calls, wallMs: run.wallMs, cpuUsPerCall: run.cpuUsPerCall }
+  if (run.baselineNs.length > 0) m.baseline = stats(run.baselineNs)
+  return m
 }
 
 /** Where the bare loop connects: TCP to 127.0.0.1, or PHP's `unix://` transport. */
@@ -57,7 +60,10 @@ export async function measurePhp (target: PhpTarget, request: Buffer, warmup: nu
   return measurement(await phpLoop(target, request, warmup, iterations, pauseMs))
 }
 
-/** clients/php `RawTrigger::fire(url, body)` in a loop, building the request per call. */
+/**
+ * clients/php `RawTrigger::fire(url, body)` in a loop, building the request per call; each call
+ * paired with a bare fsockopen call on the same bytes (`baseline`), the order alternating.
+ */
 export function measurePhpClient (url: string, body: unknown, warmup: number, iterations: number, pauseMs: number): Promise<Measurement> {
   const json = Buffer.from(JSON.stringify(body)).toString('base64')
   return runPhp(['client', url, '0', String(warmup), String(iterations), json, String(pauseMs)]).then(measurement)

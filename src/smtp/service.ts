@@ -52,7 +52,7 @@ export async function startEmailService (options: EmailServiceOptions): Promise<
       const url = new URL(req.url ?? '/', 'http://x')
       if (url.pathname !== '/mailbox') return false
       const limit = Math.min(Math.max(Number(url.searchParams.get('limit') ?? MAILBOX_PAGE) || MAILBOX_PAGE, 1), SINK_KEEP)
-      writeJson(res, 200, { received: sink.received(), messages: sink.messages().slice(0, limit) })
+      writeJson(res, 200, { received: sink.received(), messages: sink.messages(limit) })
       return true
     },
     async close () {

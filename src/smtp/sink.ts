@@ -12,6 +12,10 @@ const SINK_PORT_TRIES = 20
 export const SINK_KEEP = 1_000
 // Enough of the message to find the Subject and Message-ID headers.
 const HEAD_BYTES = 4 * 1024
+// A kept message's sender and recipients as JSON: one sender and a few recipients fit.
+const ENVELOPE_BYTES = 512
+
+interface Envelope { from: string, to: string[] }
 
 /** One message the sink caught. */
 export interface CaughtMessage {
@@ -44,8 +48,8 @@ export interface Sink {
   port: number
   /** Messages received since start, kept or not. */
   received (): number
-  /** The kept messages, newest first. */
-  messages (): CaughtMessage[]
+  /** The kept messages, newest first: at most `limit` of them (default all). */
+  messages (limit?: number): CaughtMessage[]
   close (): Promise<void>
 }
 
@@ -71,13 +75,87 @@ function headerValue (head: string, name: string): string {
 }
 
 /**
+ * The last `keep` messages as bytes in one ring buffer, decoded only when they are read: a kept
+ * message lives for the next `keep` messages, long enough for V8 to move it to its old space,
+ * where 100,000 messages' worth of 4 KiB heads piled up as garbage until a full collection
+ * (measured: serve's peak RSS 243 MB in a 100,000-recipient job, 179 MB with nothing kept). The
+ * envelope goes into the ring too, as JSON: kept as objects it still cost 20 MB of that garbage.
+ */
+class KeptMessages {
+  readonly #keep: number
+  readonly #heads: Buffer
+  readonly #headLengths: Uint16Array
+  readonly #sizes: Float64Array
+  readonly #receivedAt: Float64Array
+  /** Each slot's envelope as JSON bytes; one too long for its slot is kept as an object instead. */
+  readonly #envelopes: Buffer
+  readonly #envelopeLengths: Uint16Array
+  readonly #longEnvelopes = new Map<number, Envelope>()
+  #next = 0
+  #count = 0
+
+  constructor (keep: number) {
+    this.#keep = keep
+    this.#heads = Buffer.alloc(keep * HEAD_BYTES)
+    this.#headLengths = new Uint16Array(keep)
+    this.#sizes = new Float64Array(keep)
+    this.#receivedAt = new Float64Array(keep)
+    this.#envelopes = Buffer.alloc(keep * ENVELOPE_BYTES)
+    this.#envelopeLengths = new Uint16Array(keep)
+  }
+
+  add (from: string, to: string[], head: Buffer, headLength: number, size: number): void {
+    if (this.#keep === 0) return
+    const slot = this.#next
+    this.#next = (slot + 1) % this.#keep
+    this.#count = Math.min(this.#count + 1, this.#keep)
+    head.copy(this.#heads, slot * HEAD_BYTES, 0, headLength)
+    this.#headLengths[slot] = headLength
+    this.#sizes[slot] = size
+    this.#receivedAt[slot] = Date.now()
+    this.#longEnvelopes.delete(slot)
+    const json = JSON.stringify([from, ...to])
+    const written = Buffer.byteLength(json) <= ENVELOPE_BYTES ? this.#envelopes.write(json, slot * ENVELOPE_BYTES, 'utf8') : 0
+    this.#envelopeLengths[slot] = written
+    if (written === 0) this.#longEnvelopes.set(slot, { from, to })
+  }
+
+  #envelope (slot: number): Envelope {
+    const long = this.#longEnvelopes.get(slot)
+    if (long !== undefined) return { from: long.from, to: long.to.slice() }
+    const start = slot * ENVELOPE_BYTES
+    const [from, ...to] = JSON.parse(this.#envelopes.toString('utf8', start, start + (this.#envelopeLengths[slot] as number))) as string[]
+    return { from: from as string, to }
+  }
+
+  newestFirst (limit: number): CaughtMessage[] {
+    const out: CaughtMessage[] = []
+    for (let i = 1; i <= Math.min(limit, this.#count); i++) {
+      const slot = (this.#next - i + this.#keep) % this.#keep
+      const start = slot * HEAD_BYTES
+      const head = this.#heads.toString('utf8', start, start + (this.#headLengths[slot] as number))
+      const envelope = this.#envelope(slot)
+      out.push({
+        from: envelope.from,
+        to: envelope.to,
+        subject: decodeWords(headerValue(head, 'Subject')),
+        messageId: headerValue(head, 'Message-ID'),
+        size: this.#sizes[slot] as number,
+        receivedAt: new Date(this.#receivedAt[slot] as number).toISOString(),
+        head,
+      })
+    }
+    return out
+  }
+}
+
+/**
  * An SMTP server that accepts every message and keeps the last ones in memory: what Mailpit or
  * maildev give a developer, in-process, so everything runs on a fresh machine with no mail server.
  */
 export async function startSink (options: SinkOptions = {}): Promise<Sink> {
   const host = options.host ?? '127.0.0.1'
-  const keep = options.keep ?? SINK_KEEP
-  const kept: CaughtMessage[] = []
+  const kept = new KeptMessages(options.keep ?? SINK_KEEP)
   let received = 0
 
   const server = new (smtpServer().SMTPServer)({
@@ -87,24 +165,17 @@ export async function startSink (options: SinkOptions = {}): Promise<Sink> {
     banner: 'rawtrigger sink',
     onData (stream, session, callback) {
       let size = 0
-      let head = ''
+      // Where the message's first bytes gather until it ends; the ring takes a copy.
+      const head = Buffer.allocUnsafe(HEAD_BYTES)
+      let headLength = 0
       stream.on('data', (chunk: Buffer) => {
-        if (head.length < HEAD_BYTES) head += chunk.toString('utf8', 0, Math.min(chunk.length, HEAD_BYTES - head.length))
+        if (headLength < HEAD_BYTES) headLength += chunk.copy(head, headLength, 0, Math.min(chunk.length, HEAD_BYTES - headLength))
         size += chunk.length
       })
       stream.on('end', () => {
         received++
         const mailFrom = session.envelope.mailFrom
-        kept.push({
-          from: mailFrom === false ? '' : mailFrom.address,
-          to: session.envelope.rcptTo.map((r) => r.address),
-          subject: decodeWords(headerValue(head, 'Subject')),
-          messageId: headerValue(head, 'Message-ID'),
-          size,
-          receivedAt: new Date().toISOString(),
-          head,
-        })
-        if (kept.length > keep) kept.shift()
+        kept.add(mailFrom === false ? '' : mailFrom.address, session.envelope.rcptTo.map((r) => r.address), head, headLength, size)
         callback()
       })
     },
@@ -136,7 +207,7 @@ export async function startSink (options: SinkOptions = {}): Promise<Sink> {
     url: `smtp://${host}:${port}`,
     port,
     received: () => received,
-    messages: () => kept.slice().reverse(),
+    messages: (limit = Infinity) => kept.newestFirst(limit),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }
 }

@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -27,6 +28,32 @@
 #include <node_api.h>
 
 enum { DONE = 0, DECLINED = 1, PARTIAL = 2, FAILED = 3 };
+
+// Linux has both flags on socket() and MSG_NOSIGNAL; macOS and the BSDs without them set the same
+// with fcntl() and SO_NOSIGPIPE.
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
+#endif
+
+static int open_socket(int domain) {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+  return socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+#else
+  int fd = socket(domain, SOCK_STREAM, 0);
+  if (fd < 0) return fd;
+  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    int err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+  }
+#ifdef SO_NOSIGPIPE
+  int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on);
+#endif
+  return fd;
+#endif
+}
 
 static int64_t now_ns(void) {
   struct timespec t;
@@ -114,7 +141,7 @@ static napi_value fire(napi_env env, napi_callback_info info) {
   }
 
   int64_t start = now_ns();
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = open_socket(ss.ss_family);
   if (fd < 0) return result(env, FAILED, errno, 0, 0);
   if (connect(fd, (struct sockaddr *)&ss, ss_len) != 0) {
     int err = errno;

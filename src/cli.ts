@@ -3,7 +3,9 @@ import { doctor, DOCTOR_HELP } from './cli/doctor.ts'
 import { fire, FIRE_HELP } from './cli/fire.ts'
 import { control, JOBS_HELP } from './cli/jobs.ts'
 import { serve, SERVE_HELP } from './cli/serve.ts'
+import { readFileSync } from 'node:fs'
 import { InvalidOptionError } from './errors.ts'
+import { nativeAvailable } from './net/native-fire.ts'
 import { generateSecret } from './net/sign.ts'
 
 const HELP = `rawtrigger — fire-and-forget HTTP triggers over raw sockets, and the receiver that keeps them
@@ -17,6 +19,7 @@ Usage:
                                     front of serve (nginx, HAProxy, …); names the fix
   rawtrigger secret                 print a new signing secret (whsec_ + base64 of 32 bytes)
   rawtrigger help [command]         this text, or a command's
+  rawtrigger --version              the version, and which path trigger() takes to a local receiver
 
 ${FIRE_HELP}
 ${SERVE_HELP}
@@ -27,6 +30,15 @@ Exit status: 0 on success, 1 on failure, 2 on bad usage. Errors print their RT_E
 
 const COMMAND_HELP: Record<string, string> = { fire: FIRE_HELP, serve: SERVE_HELP, jobs: JOBS_HELP, suppressions: JOBS_HELP, doctor: DOCTOR_HELP }
 const COMMANDS = ['fire', 'serve', 'jobs', 'suppressions', 'secret', 'help', 'doctor']
+
+/** `rawtrigger --version`: the package's version and whether the native trigger path is built. */
+function version (): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  const path = nativeAvailable()
+    ? 'native (to loopback addresses and Unix sockets)'
+    : process.env.RAWTRIGGER_NATIVE === '0' ? 'node:net (RAWTRIGGER_NATIVE=0)' : 'node:net (the native path is not built: npm run install builds it)'
+  return `rawtrigger ${pkg.version}\ntrigger() path: ${path}\n`
+}
 
 /** `rawtrigger help [command]`: the overview, or one command's text; an unknown command is bad usage. */
 function helpFor (command: string | undefined): string {
@@ -49,6 +61,9 @@ async function main (argv: string[]): Promise<void> {
       return
     case 'help':
       process.stdout.write(helpFor(rest[0]))
+      return
+    case '--version': case '-v':
+      process.stdout.write(version())
       return
     case undefined: case '--help': case '-h':
       process.stdout.write(HELP)

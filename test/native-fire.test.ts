@@ -134,10 +134,13 @@ test('fireMany on the fast path: 2,000 triggers to a server of the same process,
   assert.deepEqual(indexes.sort((a, b) => a - b), Array.from({ length: 2_000 }, (_, i) => i))
 })
 
-test('RAWTRIGGER_NATIVE=0 turns the fast path off', { skip }, () => {
+test('RAWTRIGGER_NATIVE=0 turns the fast path off; rawtrigger --version says which path triggers take', { skip }, () => {
   const child = spawnSync(process.execPath, ['--conditions=rawtrigger-source', '--import', 'tsx', '--input-type=module', '-e',
     "import { nativeAvailable } from './src/net/native-fire.ts'; console.log(nativeAvailable())"], {
     encoding: 'utf8', env: { ...process.env, RAWTRIGGER_NATIVE: '0' },
   })
   assert.equal(child.stdout.trim(), 'false', child.stderr)
+  const version = (env: NodeJS.ProcessEnv): string => spawnSync(process.execPath, ['bin/rawtrigger.js', '--version'], { encoding: 'utf8', env }).stdout
+  assert.match(version(process.env), /^rawtrigger \d+\.\d+\.\d+\ntrigger\(\) path: native /)
+  assert.match(version({ ...process.env, RAWTRIGGER_NATIVE: '0' }), /trigger\(\) path: node:net \(RAWTRIGGER_NATIVE=0\)/)
 })

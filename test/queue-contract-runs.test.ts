@@ -99,8 +99,10 @@ contract('runs and instances', (it) => {
     const ITEM_MS = 40
     const slow = (): Decide => async (_call, ctx) => {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, ITEM_MS)
-        ctx.signal.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+        const onAbort = (): void => { clearTimeout(timer); resolve() }
+        // The job's signal outlives each item: an item that ends takes its listener off it.
+        const timer = setTimeout(() => { ctx.signal.removeEventListener('abort', onAbort); resolve() }, ITEM_MS)
+        ctx.signal.addEventListener('abort', onAbort, { once: true })
       })
       return ctx.signal.aborted ? undefined : { state: 'done' }
     }

@@ -10,9 +10,8 @@
 //   state DECLINED (1): not connected within the budget; the socket is closed, nothing was sent
 //   state PARTIAL  (2): connected, `written` bytes sent, the rest would block: `value` is the
 //                       open, non-blocking descriptor, for node:net to finish the write and close
-//   state FAILED   (3): `value` is the errno; `written` 0 when connect failed, else the bytes sent;
-//                       the socket is closed
-//   connectNs: from socket() to connected (0 when it was not)
+//   state FAILED   (3): `value` is the errno, `written` the bytes sent before it; the socket is closed
+//   connectNs: from socket() to connected; 0 when it was not, so a FAILED with 0 failed to connect
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>

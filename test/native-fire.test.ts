@@ -13,6 +13,7 @@ import { nativeAvailable, useNative } from '../src/net/native-fire.ts'
 import { rejectsWith, within } from './helpers/assert-error.ts'
 import { parseRequest, refusedPort, startRawServer } from './helpers/raw-server.ts'
 import { startRawUnixServer } from './helpers/unix-socket.ts'
+import { waitFor } from './helpers/wait.ts'
 
 // Built by `npm install` (native/build.js); a machine without a C compiler has no addon. CI must.
 const skip = nativeAvailable() ? false : 'the addon native/build/Release/rawtrigger_fire.node is not built (npm run install builds it)'
@@ -85,7 +86,7 @@ test('a full accept queue: the connects that would wait for a SYN retransmit go 
   // Fired in one synchronous loop: the sink cannot accept until it ends, so its queue fills.
   const fired = Array.from({ length: count }, (_, i) => trigger(url, { body: { i } }))
   await within(15_000, Promise.all(fired), 'every trigger settled')
-  while (got.length < count) await new Promise((resolve) => setTimeout(resolve, 10))
+  await waitFor(`all ${count} requests at the sink`, () => (got.length >= count ? true : undefined))
   const indexes = got.map((bytes) => (JSON.parse(parseRequest(bytes).body.toString('utf8')) as { i: number }).i)
   assert.deepEqual(indexes.sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i))
   assert.ok(sockets.opened > 0 && sockets.opened < count, `${sockets.opened} of ${count} went to node:net`)

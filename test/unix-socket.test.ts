@@ -11,6 +11,7 @@ import { rejectsWith, throwsWith } from './helpers/assert-error.ts'
 import { startReceiver, tempDir } from './helpers/receiver.ts'
 import { runCli, spawnServe } from './helpers/serve-process.ts'
 import { socketPathIn, socketRequest, startRawUnixServer } from './helpers/unix-socket.ts'
+import { waitFor } from './helpers/wait.ts'
 
 /** Triggers per transport in the TIME_WAIT figure: well under the ephemeral port range. */
 const FIGURE_TRIGGERS = 2_000
@@ -194,10 +195,8 @@ test('the figure: fireMany over a Unix socket leaves no TIME_WAIT; over TCP ever
   const overTcp = await fireMany(`http://127.0.0.1:${port}/jobs/noop`, bodies(), { concurrency: FIGURE_CONCURRENCY })
   // A port enters TIME_WAIT once this process's sink has closed its side, which it does on its
   // own event-loop turns: the triggers of the native path may all be out before the first of them.
-  let tcpTimeWait = timeWait(port)
-  for (const until = Date.now() + 3_000; tcpTimeWait < FIGURE_TRIGGERS * 0.9 && Date.now() < until; tcpTimeWait = timeWait(port)) {
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+  const settled = (): number | undefined => { const n = timeWait(port); return n >= FIGURE_TRIGGERS * 0.9 ? n : undefined }
+  const tcpTimeWait = await waitFor('TCP ports in TIME_WAIT', settled, 3_000).catch(() => timeWait(port)) // the assert below names the count
   const overUnix = await fireMany('http://localhost/jobs/noop', bodies(), { concurrency: FIGURE_CONCURRENCY, socketPath })
   assert.equal(overTcp.sent, FIGURE_TRIGGERS)
   assert.equal(overUnix.sent, FIGURE_TRIGGERS)

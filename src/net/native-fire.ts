@@ -1,7 +1,7 @@
 // The synchronous fast path of trigger() (native/fire.c): connect, write and close in one call, as
 // PHP's fsockopen() does, for plain-HTTP triggers without `ack` to a loopback IP literal or a Unix
 // socket. There the handshake is the kernel's own work: the call returns in microseconds and the
-// caller's event loop takes no turn per trigger. The addon is built at install (native/build.cjs);
+// caller's event loop takes no turn per trigger. The addon is built at install (native/build.js);
 // when it is missing, or RAWTRIGGER_NATIVE=0, every trigger takes node:net as before.
 import { createRequire } from 'node:module'
 import net, { isIPv4, isIPv6 } from 'node:net'
@@ -80,8 +80,7 @@ function familyOf (target: Target, socketPath: string | undefined): number {
  * write, as node:net would report it.
  */
 export function fireNative (target: Target, socketPath: string | undefined, request: Buffer): NativeOutcome | undefined {
-  if (!loaded) fire = load()
-  if (fire === undefined || target.tls || request.length > maxBytes) return undefined
+  if (!nativeAvailable() || fire === undefined || target.tls || request.length > maxBytes) return undefined
   const family = familyOf(target, socketPath)
   if (family === -1) return undefined
   const [state, value, written, connectNs] = fire(family, socketPath ?? target.hostname, target.port, request, CONNECT_BUDGET_MS)

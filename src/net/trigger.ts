@@ -189,23 +189,21 @@ export function trigger (url: string | URL, options: TriggerOptions = {}): Promi
   } catch (err) {
     return Promise.reject(err)
   }
+  const { socketPath } = options
+  // An IP literal (or a socket path) is where the socket goes: no getpeername() call needed.
+  const remoteAddress = socketPath ?? (target.ip ? target.hostname : '')
+  const remotePort = socketPath === undefined && target.ip ? target.port : 0
   if (fast?.done === true) {
-    const ip = options.socketPath === undefined
-    return Promise.resolve({
-      bytes: bytes.length, connectMs: fast.connectMs, totalMs: performance.now() - start,
-      remoteAddress: ip ? target.hostname : options.socketPath as string, remotePort: ip ? target.port : 0,
-    })
+    return Promise.resolve({ bytes: bytes.length, connectMs: fast.connectMs, totalMs: performance.now() - start, remoteAddress, remotePort })
   }
   return new Promise<TriggerResult>((resolve, reject) => {
-    const { socketPath } = options
     const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
     const f: Fire = {
       socket: undefined as unknown as Socket, // set by launch() below
       target, socketPath, tls: options.tls, start, request: bytes, bytes: bytes.length, ack: options.ack === true, connectTimeoutMs,
       ackTimeoutMs: options.ackTimeoutMs ?? ACK_TIMEOUT_MS, signal: options.signal, onAbort: undefined,
       phase: 'connect', connectMs: 0,
-      // An IP literal (or a socket path) is where the socket goes: no getpeername() call needed.
-      remoteAddress: socketPath ?? (target.ip ? target.hostname : ''), remotePort: socketPath === undefined && target.ip ? target.port : 0,
+      remoteAddress, remotePort,
       response: undefined, timer: undefined, retries: 0, retryTimer: undefined, resolve, reject,
     }
     if (fast !== undefined) {
